@@ -1,0 +1,2 @@
+//! Dense and sparse GEMV/axpy kernels over ggml-compatible weight blocks.
+#![deny(unsafe_op_in_unsafe_fn)]
