@@ -46,7 +46,9 @@ pub enum KernelError {
         got: usize,
     },
     /// An index list that is not strictly increasing or points past the last row.
-    #[error("index list: entry {position} ({index}) is out of range for {rows} rows or not strictly increasing")]
+    #[error(
+        "index list: entry {position} ({index}) is out of range for {rows} rows or not strictly increasing"
+    )]
     BadIndex {
         /// Position in the list.
         position: usize,
@@ -58,4 +60,7 @@ pub enum KernelError {
     /// A forced ISA level that this CPU does not have.
     #[error("instruction set {0} is not available on this CPU")]
     IsaUnavailable(&'static str),
+    /// The rayon thread pool could not be built.
+    #[error("could not build the thread pool: {0}")]
+    ThreadPool(String),
 }

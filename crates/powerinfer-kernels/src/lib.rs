@@ -2,10 +2,40 @@
 //!
 //! Why a leaf crate: anyone can use fast sparse kernels without our model code. Slices
 //! in, slices out; no files, no models. See `docs/DESIGN.md` §3.
+//!
+//! ```
+//! use powerinfer_kernels::{Kernels, Matrix, WType, quantize_matrix};
+//! let (rows, cols) = (4, 64);
+//! let w: Vec<f32> = (0..rows * cols).map(|i| (i % 7) as f32 - 3.0).collect();
+//! let bytes = quantize_matrix(WType::Q8_0, &w, rows, cols).unwrap();
+//! let m = Matrix::new(WType::Q8_0, rows, cols, &bytes).unwrap();
+//! let x = vec![1.0f32; cols];
+//! let mut y = vec![0.0; rows];
+//! Kernels::new().gemv(&m, &x, &mut y).unwrap();
+//! assert!((y[0] - w[..cols].iter().sum::<f32>()).abs() < 0.5);
+//! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+mod axpy;
+mod blocks;
+mod context;
+mod dispatch;
 mod error;
+mod ffn;
+mod gemv;
+mod isa;
+mod matrix;
+mod q8;
+mod scalar;
 mod wtype;
 
+pub use blocks::{QK, dequantize_row, quantize_matrix, quantize_row};
+pub use context::Kernels;
 pub use error::KernelError;
+pub use ffn::{Activation, BundledFfn, FfnScratch, FfnWeights, Skip, transpose};
+pub use isa::Isa;
+pub use matrix::Matrix;
+pub use q8::{BlockQ8, quantize_q8};
 pub use wtype::WType;

@@ -102,7 +102,7 @@ impl WType {
     /// Bytes of one row of `cols` values, or an error when `cols` is not a whole number
     /// of blocks or the size overflows.
     pub fn row_bytes(self, cols: usize) -> Result<usize, KernelError> {
-        if cols % self.block_size() != 0 {
+        if !cols.is_multiple_of(self.block_size()) {
             return Err(KernelError::NotBlockAligned {
                 wtype: self,
                 cols,

@@ -1,0 +1,162 @@
+//! The kernel context: which ISA, how many threads, and the shared checks.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::q8::{Act, BlockQ8, quantize_q8};
+use crate::{Isa, KernelError, WType};
+
+/// Below this many weight bytes an operation runs on the calling thread: waking
+/// workers costs more than the work.
+const PAR_MIN_BYTES: usize = 48 * 1024;
+
+/// How the kernels run: instruction set and thread pool.
+///
+/// Why a value and not globals: an engine may run the GPU-side and CPU-side halves of
+/// a layer on different pools, and tests force every ISA in one process.
+#[derive(Clone, Debug)]
+pub struct Kernels {
+    isa: Isa,
+    pool: Option<Arc<rayon::ThreadPool>>,
+}
+
+impl Default for Kernels {
+    fn default() -> Self {
+        Kernels::new()
+    }
+}
+
+impl Kernels {
+    /// The best ISA of this CPU, on rayon's global pool.
+    pub fn new() -> Kernels {
+        Kernels {
+            isa: Isa::detect(),
+            pool: None,
+        }
+    }
+
+    /// Forces an ISA level; errors if this CPU lacks it.
+    pub fn with_isa(mut self, isa: Isa) -> Result<Kernels, KernelError> {
+        self.isa = isa.require()?;
+        Ok(self)
+    }
+
+    /// Runs on a private pool of `threads` threads (deterministic results for a given
+    /// count; 0 means rayon's default).
+    pub fn with_threads(mut self, threads: usize) -> Result<Kernels, KernelError> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| KernelError::ThreadPool(e.to_string()))?;
+        self.pool = Some(Arc::new(pool));
+        Ok(self)
+    }
+
+    /// The ISA in use.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Threads the operations spread over.
+    pub fn threads(&self) -> usize {
+        match &self.pool {
+            Some(p) => p.current_num_threads(),
+            None => rayon::current_num_threads(),
+        }
+    }
+
+    /// Runs `f` inside this context's pool.
+    pub(crate) fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            Some(p) => p.install(f),
+            None => f(),
+        }
+    }
+
+    /// Fills `out[k] = f(k)` for every k, split over threads in contiguous runs when
+    /// the work (`bytes_per_item` each) is large enough. Each item is computed by one
+    /// thread, so the result does not depend on the thread count.
+    pub(crate) fn par_fill<F>(&self, out: &mut [f32], bytes_per_item: usize, f: F)
+    where
+        F: Fn(usize) -> f32 + Sync,
+    {
+        let threads = self.threads();
+        if threads <= 1 || out.len().saturating_mul(bytes_per_item) < PAR_MIN_BYTES {
+            out.iter_mut().enumerate().for_each(|(k, y)| *y = f(k));
+            return;
+        }
+        let chunk = out.len().div_ceil(threads * 4).max(8);
+        self.install(|| {
+            out.par_chunks_mut(chunk).enumerate().for_each(|(c, ys)| {
+                for (k, y) in ys.iter_mut().enumerate() {
+                    *y = f(c * chunk + k);
+                }
+            })
+        });
+    }
+
+    /// Runs `f(c0, tile)` over column tiles of `y` (tiles are multiples of `align`
+    /// values), in parallel when the work (`bytes` in all) is large enough. No two
+    /// threads write one element, and each element sees the same order of updates.
+    pub(crate) fn par_tiles<F>(&self, y: &mut [f32], align: usize, bytes: usize, f: F)
+    where
+        F: Fn(usize, &mut [f32]) + Sync,
+    {
+        let threads = self.threads();
+        if threads <= 1 || bytes < PAR_MIN_BYTES || y.len() <= align {
+            f(0, y);
+            return;
+        }
+        let tile = y.len().div_ceil(threads).div_ceil(align).max(1) * align;
+        self.install(|| {
+            y.par_chunks_mut(tile)
+                .enumerate()
+                .for_each(|(t, ys)| f(t * tile, ys))
+        });
+    }
+}
+
+/// `got == expected` or a [`KernelError::Length`] naming the operand.
+pub(crate) fn check_len(
+    what: &'static str,
+    expected: usize,
+    got: usize,
+) -> Result<(), KernelError> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(KernelError::Length {
+            what,
+            expected,
+            got,
+        })
+    }
+}
+
+/// The index list is strictly increasing and every entry is `< rows`.
+pub(crate) fn check_idx(idx: &[u32], rows: usize) -> Result<(), KernelError> {
+    let mut prev: Option<u32> = None;
+    for (position, &index) in idx.iter().enumerate() {
+        if index as usize >= rows || prev.is_some_and(|p| p >= index) {
+            return Err(KernelError::BadIndex {
+                position,
+                index,
+                rows,
+            });
+        }
+        prev = Some(index);
+    }
+    Ok(())
+}
+
+/// Prepares `x` for dot products with `wtype` rows: quantizes it into `buf` when the
+/// type is quantized.
+pub(crate) fn prepare<'x>(wtype: WType, x: &'x [f32], buf: &'x mut Vec<BlockQ8>) -> Act<'x> {
+    if wtype.block_size() > 1 {
+        quantize_q8(x, buf);
+    } else {
+        buf.clear();
+    }
+    Act { f: x, q: buf }
+}

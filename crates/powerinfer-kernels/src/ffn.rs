@@ -1,0 +1,321 @@
+//! The sparse feed-forward block: compute only the neurons that fire.
+
+use crate::context::{check_idx, check_len, prepare};
+use crate::dispatch::dot;
+use crate::q8::BlockQ8;
+use crate::{KernelError, Kernels, Matrix, WType, blocks};
+
+/// How a neuron's gate (and up) pre-activations become its output `h`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Activation {
+    /// `h = relu(g)` — OPT/Falcon-style fc1 → ReLU (no up projection).
+    Relu,
+    /// `h = relu(g) · u` — ReLU-LLaMA.
+    ReGlu,
+    /// `h = relu(g) · relu(u)` — Bamboo (dReLU).
+    DRelu,
+    /// `h = silu(g) · u` — LLaMA/SmolLM (SwiGLU); sparse only under a threshold.
+    SwiGlu,
+}
+
+impl Activation {
+    /// Whether this activation multiplies by an up projection.
+    pub fn has_up(self) -> bool {
+        self != Activation::Relu
+    }
+
+    /// The gate nonlinearity alone: `relu(g)` or `silu(g)`.
+    #[inline]
+    pub fn gate(self, g: f32) -> f32 {
+        match self {
+            Activation::SwiGlu => g / (1.0 + (-g).exp()),
+            _ => g.max(0.0),
+        }
+    }
+
+    /// Combines the activated gate `a` with the up value `u`.
+    #[inline]
+    pub fn combine(self, a: f32, u: f32) -> f32 {
+        match self {
+            Activation::Relu => a,
+            Activation::ReGlu | Activation::SwiGlu => a * u,
+            Activation::DRelu => a * u.max(0.0),
+        }
+    }
+}
+
+/// Which neurons to skip: none (dense), or those whose activated gate has
+/// `|a| ≤ threshold` (0 for the ReLU family: exactly the zeros; > 0 for SwiGLU
+/// magnitude sparsity à la CATS/TEAL). A neuron whose final `h` is exactly 0 is skipped
+/// too, since it adds nothing.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Skip {
+    /// Compute every listed neuron.
+    None,
+    /// Skip neurons with `|gate activation| ≤` this.
+    Below(f32),
+}
+
+/// The three weight views of one FFN, rows indexed by neuron.
+///
+/// `gate` and `up` are `n_ff × dim` (gate/fc1 rows); `down_t` is the down projection
+/// transposed, also `n_ff × dim`, so neuron `i`'s output column is a row. They may be
+/// strided views into one neuron-bundled buffer ([`BundledFfn`]).
+#[derive(Clone, Copy, Debug)]
+pub struct FfnWeights<'a> {
+    /// Gate (or fc1) rows.
+    pub gate: Matrix<'a>,
+    /// Up rows (absent for [`Activation::Relu`]).
+    pub up: Option<Matrix<'a>>,
+    /// Down projection transposed: one row per neuron.
+    pub down_t: Matrix<'a>,
+    /// Per-neuron bias added to the gate pre-activation (OPT's fc1 bias).
+    pub gate_bias: Option<&'a [f32]>,
+    /// The activation.
+    pub act: Activation,
+}
+
+impl FfnWeights<'_> {
+    /// Number of neurons.
+    pub fn neurons(&self) -> usize {
+        self.gate.rows()
+    }
+
+    /// Model dimension.
+    pub fn dim(&self) -> usize {
+        self.gate.cols()
+    }
+
+    fn validate(&self) -> Result<(), KernelError> {
+        let (n, d) = (self.neurons(), self.dim());
+        check_len("ffn: down_t rows", n, self.down_t.rows())?;
+        check_len("ffn: down_t cols", d, self.down_t.cols())?;
+        match (self.up, self.act.has_up()) {
+            (Some(up), true) => {
+                check_len("ffn: up rows", n, up.rows())?;
+                check_len("ffn: up cols", d, up.cols())?;
+            }
+            (None, false) => {}
+            (_, need) => check_len("ffn: up matrices", usize::from(need), 1 - usize::from(need))?,
+        }
+        if let Some(b) = self.gate_bias {
+            check_len("ffn: gate bias", n, b.len())?;
+        }
+        Ok(())
+    }
+}
+
+/// Reusable buffers of the fused FFN, and what its last call found.
+///
+/// Why public: the engine reads [`FfnScratch::active`] to measure density and to
+/// collect training masks for predictors, without recomputing anything.
+#[derive(Default, Debug)]
+pub struct FfnScratch {
+    h: Vec<f32>,
+    active: Vec<u32>,
+    h_active: Vec<f32>,
+    q: Vec<BlockQ8>,
+    q_up: Vec<BlockQ8>,
+}
+
+impl FfnScratch {
+    /// Neurons whose output was added to `y` by the last call, ascending.
+    pub fn active(&self) -> &[u32] {
+        &self.active
+    }
+
+    /// Their activations `h`, parallel to [`FfnScratch::active`].
+    pub fn active_values(&self) -> &[f32] {
+        &self.h_active
+    }
+}
+
+impl Kernels {
+    /// Fused sparse FFN: `y += Σ_{i ∈ idx, i fires} h_i · down_t[i]` with
+    /// `h_i = act(gate_i·x (+ bias_i), up_i·x)`.
+    ///
+    /// For each candidate neuron (`idx`, or all when `None`) the gate is computed first;
+    /// the up row and the down row are read only for neurons that survive `skip`. Runs
+    /// in two passes (activations over neuron chunks, then the down projection over
+    /// column tiles) so the result does not depend on the thread count. Returns the
+    /// number of neurons that fired; [`FfnScratch::active`] lists them.
+    pub fn ffn_sparse(
+        &self,
+        w: &FfnWeights,
+        x: &[f32],
+        idx: Option<&[u32]>,
+        skip: Skip,
+        y: &mut [f32],
+        scratch: &mut FfnScratch,
+    ) -> Result<usize, KernelError> {
+        w.validate()?;
+        check_len("ffn_sparse: x", w.dim(), x.len())?;
+        check_len("ffn_sparse: y", w.dim(), y.len())?;
+        if let Some(idx) = idx {
+            check_idx(idx, w.neurons())?;
+        }
+        let count = idx.map_or(w.neurons(), <[u32]>::len);
+        let neuron = |k: usize| idx.map_or(k, |i| i[k] as usize);
+        let FfnScratch {
+            h,
+            active,
+            h_active,
+            q,
+            q_up,
+        } = scratch;
+        let act_g = prepare(w.gate.wtype(), x, q);
+        let act_u = prepare(w.up.map_or(WType::F32, |u| u.wtype()), x, q_up);
+        let isa = self.isa();
+        let threshold = match skip {
+            Skip::None => f32::NEG_INFINITY,
+            Skip::Below(t) => t,
+        };
+        h.resize(count, 0.0);
+        let per_neuron = w.gate.row_bytes() + w.up.map_or(0, |u| u.row_bytes());
+        self.par_fill(h, per_neuron, |k| {
+            let i = neuron(k);
+            let g =
+                dot(isa, w.gate.wtype(), w.gate.row(i), &act_g) + w.gate_bias.map_or(0.0, |b| b[i]);
+            let a = w.act.gate(g);
+            if a.abs() <= threshold {
+                return 0.0;
+            }
+            let u =
+                w.up.map_or(0.0, |up| dot(isa, up.wtype(), up.row(i), &act_u));
+            w.act.combine(a, u)
+        });
+        active.clear();
+        h_active.clear();
+        for (k, &v) in h.iter().enumerate() {
+            if skip == Skip::None || v != 0.0 {
+                active.push(neuron(k) as u32);
+                h_active.push(v);
+            }
+        }
+        self.axpy_unchecked(&w.down_t, h_active, active, y);
+        Ok(active.len())
+    }
+}
+
+/// An FFN re-laid out so neuron `i`'s gate row, up row and down column sit side by
+/// side ("row-column bundling"): one neuron, one contiguous run of bytes.
+///
+/// Why: a sparse FFN touches scattered neurons; bundling turns three scattered reads
+/// per neuron into one, and it is where the down projection gets its transposed,
+/// row-per-neuron form.
+#[derive(Clone, Debug)]
+pub struct BundledFfn {
+    data: Vec<u8>,
+    neurons: usize,
+    dim: usize,
+    types: [WType; 3],
+    gate_bias: Option<Vec<f32>>,
+    act: Activation,
+}
+
+impl BundledFfn {
+    /// Packs gate/up rows (`n_ff × dim`, as stored) and `down_t` rows (`n_ff × dim`)
+    /// into one buffer. Each source keeps its weight type and bytes unchanged.
+    pub fn pack(
+        gate: &Matrix,
+        up: Option<&Matrix>,
+        down_t: &Matrix,
+        gate_bias: Option<Vec<f32>>,
+        act: Activation,
+    ) -> Result<BundledFfn, KernelError> {
+        let view = FfnWeights {
+            gate: *gate,
+            up: up.copied(),
+            down_t: *down_t,
+            gate_bias: gate_bias.as_deref(),
+            act,
+        };
+        view.validate()?;
+        let (neurons, dim) = (gate.rows(), gate.cols());
+        let stride = gate.row_bytes() + up.map_or(0, Matrix::row_bytes) + down_t.row_bytes();
+        let mut data = Vec::with_capacity(
+            stride
+                .checked_mul(neurons)
+                .ok_or(KernelError::SizeOverflow)?,
+        );
+        for i in 0..neurons {
+            data.extend_from_slice(gate.row(i));
+            if let Some(u) = up {
+                data.extend_from_slice(u.row(i));
+            }
+            data.extend_from_slice(down_t.row(i));
+        }
+        Ok(BundledFfn {
+            data,
+            neurons,
+            dim,
+            types: [
+                gate.wtype(),
+                up.map_or(gate.wtype(), Matrix::wtype),
+                down_t.wtype(),
+            ],
+            gate_bias,
+            act,
+        })
+    }
+
+    /// Total bytes of the bundle.
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Bytes of one neuron (gate + up + down rows).
+    pub fn neuron_bytes(&self) -> usize {
+        self.data.len().checked_div(self.neurons).unwrap_or(0)
+    }
+
+    /// The strided views the kernels take.
+    pub fn weights(&self) -> FfnWeights<'_> {
+        let stride = self.neuron_bytes();
+        let [tg, tu, td] = self.types;
+        let view = |t: WType, skip: usize| -> Matrix<'_> {
+            // Cannot fail: `pack` validated these shapes and built this exact buffer.
+            Matrix::strided(
+                t,
+                self.neurons,
+                self.dim,
+                stride.max(1),
+                &self.data[skip.min(self.data.len())..],
+            )
+            .unwrap_or_else(|_| unreachable!("bundle views were validated in pack"))
+        };
+        let gate_bytes = tg.row_bytes(self.dim).unwrap_or(0);
+        let up_bytes = if self.act.has_up() {
+            tu.row_bytes(self.dim).unwrap_or(0)
+        } else {
+            0
+        };
+        FfnWeights {
+            gate: view(tg, 0),
+            up: self.act.has_up().then(|| view(tu, gate_bytes)),
+            down_t: view(td, gate_bytes + up_bytes),
+            gate_bias: self.gate_bias.as_deref(),
+            act: self.act,
+        }
+    }
+}
+
+/// Transposes a `rows × cols` matrix into `cols × rows` of type `out`, going through
+/// f32. Why: the down projection is stored `dim × n_ff`; sparse kernels want it
+/// `n_ff × dim`. Exact when `out` can hold the source values (float types to F32, or
+/// the same float type); quantized sources are re-quantized (`out` = Q8_0 keeps the
+/// error far below the source's 4-bit error).
+pub fn transpose(m: &Matrix, out: WType) -> Result<Vec<u8>, KernelError> {
+    let (rows, cols) = (m.rows(), m.cols());
+    let mut dense = vec![0f32; rows.checked_mul(cols).ok_or(KernelError::SizeOverflow)?];
+    for (r, dst) in dense.chunks_exact_mut(cols.max(1)).enumerate().take(rows) {
+        blocks::dequantize_row(m.wtype(), m.row(r), dst)?;
+    }
+    let mut t = vec![0f32; dense.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = dense[r * cols + c];
+        }
+    }
+    blocks::quantize_matrix(out, &t, cols, rows)
+}
