@@ -1,0 +1,187 @@
+//! Model hyper-parameters read from GGUF metadata.
+
+use powerinfer_kernels::Activation;
+
+use crate::ModelError;
+use crate::gguf::GgufFile;
+
+/// The architecture families we run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    /// LLaMA family: RMSNorm, RoPE, GQA, gated FFN (SwiGLU, or ReGLU for ReLU-LLaMA).
+    Llama,
+    /// Bamboo: LLaMA layout with dReLU.
+    Bamboo,
+    /// OPT: LayerNorm, biases, learned positions, fc1 → ReLU → fc2.
+    Opt,
+}
+
+impl Arch {
+    /// The `general.architecture` string.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Llama => "llama",
+            Arch::Bamboo => "bamboo",
+            Arch::Opt => "opt",
+        }
+    }
+}
+
+/// Everything the forward pass needs to know about shapes and numerics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelConfig {
+    /// Architecture.
+    pub arch: Arch,
+    /// Transformer blocks.
+    pub n_layers: usize,
+    /// Model (embedding) dimension.
+    pub dim: usize,
+    /// FFN neurons per layer.
+    pub n_ff: usize,
+    /// Query heads.
+    pub n_heads: usize,
+    /// Key/value heads (GQA: fewer than `n_heads`).
+    pub n_kv_heads: usize,
+    /// Dimension per head.
+    pub head_dim: usize,
+    /// Vocabulary size (rows of the embedding).
+    pub vocab: usize,
+    /// Longest context the model was trained for.
+    pub ctx_len: usize,
+    /// Epsilon of RMSNorm/LayerNorm.
+    pub norm_eps: f32,
+    /// RoPE base (unused by OPT).
+    pub rope_base: f32,
+    /// FFN activation.
+    pub activation: Activation,
+}
+
+impl ModelConfig {
+    /// Reads the config of `file`; `vocab` comes from the embedding tensor.
+    pub fn from_gguf(file: &GgufFile) -> Result<ModelConfig, ModelError> {
+        let fname = file.name().to_string();
+        let arch_name = file.architecture()?;
+        let arch = match arch_name {
+            "llama" => Arch::Llama,
+            "bamboo" => Arch::Bamboo,
+            "opt" => Arch::Opt,
+            other => {
+                return Err(ModelError::UnsupportedArch {
+                    file: fname,
+                    arch: other.to_string(),
+                });
+            }
+        };
+        let p = arch.name();
+        let get = |k: &str| file.get_usize(&format!("{p}.{k}"));
+        let n_heads = get("attention.head_count")?;
+        let n_kv_heads = match arch {
+            Arch::Opt => n_heads,
+            _ => file
+                .get(&format!("{p}.attention.head_count_kv"))
+                .map_or(Ok(n_heads), |_| get("attention.head_count_kv"))?,
+        };
+        let eps_key = match arch {
+            Arch::Opt => "attention.layer_norm_epsilon",
+            _ => "attention.layer_norm_rms_epsilon",
+        };
+        let rope_key = format!("{p}.rope.freq_base");
+        let activation = match file.get("powerinfer.ffn_activation") {
+            None => match arch {
+                Arch::Llama => Activation::SwiGlu,
+                Arch::Bamboo => Activation::DRelu,
+                Arch::Opt => Activation::Relu,
+            },
+            Some(_) => match (arch, file.get_str("powerinfer.ffn_activation")?) {
+                (Arch::Opt, "relu") => Activation::Relu,
+                (Arch::Llama | Arch::Bamboo, "silu") => Activation::SwiGlu,
+                (Arch::Llama | Arch::Bamboo, "relu") => Activation::ReGlu,
+                (Arch::Llama | Arch::Bamboo, "drelu") => Activation::DRelu,
+                (_, other) => {
+                    return Err(ModelError::Config {
+                        file: fname,
+                        key: "powerinfer.ffn_activation".into(),
+                        problem: format!("{other:?} is not supported for {p}"),
+                    });
+                }
+            },
+        };
+        let emb = file.require_tensor("token_embd.weight")?;
+        let cfg = ModelConfig {
+            arch,
+            n_layers: get("block_count")?,
+            dim: get("embedding_length")?,
+            n_ff: get("feed_forward_length")?,
+            n_heads,
+            n_kv_heads,
+            head_dim: 0,
+            vocab: usize::try_from(emb.rows()).unwrap_or(usize::MAX),
+            ctx_len: get("context_length")?,
+            norm_eps: file.get_f32(&format!("{p}.{eps_key}"))?,
+            rope_base: if file.get(&rope_key).is_some() {
+                file.get_f32(&rope_key)?
+            } else {
+                10_000.0
+            },
+            activation,
+        };
+        cfg.validated(&fname)
+    }
+
+    fn validated(mut self, file: &str) -> Result<ModelConfig, ModelError> {
+        let bad = |key: &str, problem: String| ModelError::Config {
+            file: file.to_string(),
+            key: key.to_string(),
+            problem,
+        };
+        for (key, v) in [
+            ("block_count", self.n_layers),
+            ("embedding_length", self.dim),
+            ("feed_forward_length", self.n_ff),
+            ("attention.head_count", self.n_heads),
+            ("attention.head_count_kv", self.n_kv_heads),
+            ("context_length", self.ctx_len),
+            ("vocab", self.vocab),
+        ] {
+            if v == 0 || v > 1 << 24 {
+                return Err(bad(key, format!("{v} is out of range")));
+            }
+        }
+        if self.dim % self.n_heads != 0 {
+            return Err(bad(
+                "attention.head_count",
+                format!("{} does not divide dim {}", self.n_heads, self.dim),
+            ));
+        }
+        if self.n_heads % self.n_kv_heads != 0 {
+            return Err(bad(
+                "attention.head_count_kv",
+                format!(
+                    "{} does not divide head_count {}",
+                    self.n_kv_heads, self.n_heads
+                ),
+            ));
+        }
+        self.head_dim = self.dim / self.n_heads;
+        if self.arch != Arch::Opt && self.head_dim % 2 != 0 {
+            return Err(bad(
+                "head_dim",
+                format!("RoPE needs an even head dimension, got {}", self.head_dim),
+            ));
+        }
+        if !(self.norm_eps.is_finite() && self.norm_eps >= 0.0)
+            || !(self.rope_base.is_finite() && self.rope_base > 0.0)
+        {
+            return Err(bad(
+                "norm_eps/rope.freq_base",
+                "not a positive finite number".into(),
+            ));
+        }
+        Ok(self)
+    }
+
+    /// Width of the key/value projections.
+    pub fn kv_dim(&self) -> usize {
+        self.n_kv_heads * self.head_dim
+    }
+}

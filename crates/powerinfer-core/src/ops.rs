@@ -1,0 +1,94 @@
+//! Small per-vector operations of the forward pass (norms, RoPE, attention, softmax).
+//!
+//! Why scalar Rust: these touch O(dim) or O(context) values per token, next to the
+//! O(dim²) weight streaming in the kernels; clarity wins here.
+
+use crate::model::Norm;
+
+/// RMSNorm (`b` absent) or LayerNorm (`b` present) of `x` into `out`.
+pub(crate) fn norm(x: &[f32], n: &Norm, eps: f32, out: &mut [f32]) {
+    let len = x.len() as f32;
+    match &n.b {
+        None => {
+            let ms = x.iter().map(|v| v * v).sum::<f32>() / len;
+            let s = 1.0 / (ms + eps).sqrt();
+            for ((o, v), w) in out.iter_mut().zip(x).zip(&n.w) {
+                *o = v * s * w;
+            }
+        }
+        Some(b) => {
+            let mean = x.iter().sum::<f32>() / len;
+            let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / len;
+            let s = 1.0 / (var + eps).sqrt();
+            for (((o, v), w), b) in out.iter_mut().zip(x).zip(&n.w).zip(b) {
+                *o = (v - mean) * s * w + b;
+            }
+        }
+    }
+}
+
+/// Rotates adjacent pairs of every head of `x` by position `pos` (llama.cpp's NORM RoPE).
+pub(crate) fn rope(x: &mut [f32], head_dim: usize, pos: usize, base: f32) {
+    let half = head_dim / 2;
+    for head in x.chunks_exact_mut(head_dim) {
+        for i in 0..half {
+            let theta = pos as f32 * base.powf(-2.0 * i as f32 / head_dim as f32);
+            let (s, c) = theta.sin_cos();
+            let (a, b) = (head[2 * i], head[2 * i + 1]);
+            head[2 * i] = a * c - b * s;
+            head[2 * i + 1] = a * s + b * c;
+        }
+    }
+}
+
+/// In-place softmax.
+pub(crate) fn softmax(x: &mut [f32]) {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut sum = 0.0;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    for v in x.iter_mut() {
+        *v /= sum;
+    }
+}
+
+/// One query head against keys/values `0..len` of its KV head: `out = softmax(q·Kᵀ/√hd)·V`.
+pub(crate) fn attend_head(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    kv_dim: usize,
+    kv_off: usize,
+    out: &mut [f32],
+    scores: &mut Vec<f32>,
+) {
+    let hd = q.len();
+    let scale = 1.0 / (hd as f32).sqrt();
+    scores.clear();
+    scores.extend(keys.chunks_exact(kv_dim).map(|k| {
+        k[kv_off..kv_off + hd]
+            .iter()
+            .zip(q)
+            .map(|(a, b)| a * b)
+            .sum::<f32>()
+            * scale
+    }));
+    softmax(scores);
+    out.fill(0.0);
+    for (v, &p) in values.chunks_exact(kv_dim).zip(scores.iter()) {
+        for (o, x) in out.iter_mut().zip(&v[kv_off..kv_off + hd]) {
+            *o += p * x;
+        }
+    }
+}
+
+/// `y += b` elementwise when a bias is present.
+pub(crate) fn add_bias(y: &mut [f32], b: Option<&Vec<f32>>) {
+    if let Some(b) = b {
+        for (o, v) in y.iter_mut().zip(b) {
+            *o += v;
+        }
+    }
+}
