@@ -1,0 +1,70 @@
+//! Per-layer magnitude thresholds that reach a target FFN density (CATS/TEAL-style
+//! sparsity for SwiGLU models, which have no exact zeros).
+
+use powerinfer_kernels::Kernels;
+
+use crate::error::KernelContext;
+use crate::{FfnPolicy, Model, ModelError, Session};
+
+/// Runs the dense model over `tokens` and returns, per layer, the cut `t` such that a
+/// fraction `density` of the activated gates `|act(gate·x)|` seen lie above it.
+///
+/// Why per layer: layers differ a lot in how peaked their activations are; one global
+/// threshold would leave some layers dense and starve others.
+pub fn thresholds_for_density(
+    model: &Model,
+    kernels: &Kernels,
+    tokens: &[u32],
+    density: f64,
+) -> Result<Vec<f32>, ModelError> {
+    if !(density > 0.0 && density <= 1.0) {
+        return Err(ModelError::Policy(format!(
+            "target density {density} must be in (0, 1]"
+        )));
+    }
+    if tokens.is_empty() {
+        return Err(ModelError::Policy(
+            "calibration needs at least one token".into(),
+        ));
+    }
+    let cfg = model.config();
+    let mut mags: Vec<Vec<f32>> = vec![Vec::with_capacity(tokens.len() * cfg.n_ff); cfg.n_layers];
+    let mut gate_out = vec![0f32; cfg.n_ff];
+    let mut err = None;
+    let mut session = Session::new(model, kernels.clone(), tokens.len());
+    let mut observe = |layer: usize, x: &[f32], _fired: &[u32]| {
+        if err.is_some() {
+            return;
+        }
+        let w = model.layers[layer].ffn.weights();
+        match kernels
+            .gemv(&w.gate, x, &mut gate_out)
+            .ctx(|| format!("blk.{layer}: calibration gate"))
+        {
+            Ok(()) => mags[layer].extend(
+                gate_out
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &g)| w.act.gate(g + w.gate_bias.map_or(0.0, |b| b[i])).abs()),
+            ),
+            Err(e) => err = Some(e),
+        }
+    };
+    session.forward_observed(tokens, &FfnPolicy::Dense, &mut observe)?;
+    if let Some(e) = err {
+        return Err(e);
+    }
+    Ok(mags
+        .into_iter()
+        .map(|mut m| {
+            // Keep the top `density` share: the cut is the value just below them.
+            let keep = ((m.len() as f64) * density).round() as usize;
+            if keep >= m.len() {
+                return 0.0;
+            }
+            let k = m.len() - keep - 1;
+            let (_, t, _) = m.select_nth_unstable_by(k, f32::total_cmp);
+            *t
+        })
+        .collect())
+}
