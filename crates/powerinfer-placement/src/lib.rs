@@ -1,2 +1,54 @@
-//! Greedy placement of hot neurons on the accelerator under a byte budget.
-#![deny(unsafe_op_in_unsafe_fn)]
+//! Placement of hot FFN neurons and dense tensors on the accelerator under a byte budget.
+//!
+//! PowerInfer decides offline which neurons live on the GPU (hot) and which on the CPU (cold)
+//! by solving an integer programme with GLPK. This crate solves the same problem without a
+//! solver library, with budgets exact to the byte, and measures how close it gets:
+//! [`solve_greedy`] is the production solver, [`solve_exact`] a dynamic-programming reference
+//! for small instances that the tests compare it against.
+//!
+//! # The problem
+//! Per layer, every neuron (its gate/up/down rows, or fc1 row and fc2 column) has a size
+//! `b_l` in bytes and a firing frequency `f_i` in `[0, 1]`; dense tensors (attention, norms,
+//! embeddings, output head) have a size `B_j` and an expected access count per token `a_j`.
+//! Reservations (KV cache, scratch) are subtracted from the accelerator budget first.
+//!
+//! # The objective
+//! Maximise the **expected bytes read per token from accelerator memory**:
+//!
+//! ```text
+//!   Σ_layers Σ_{i on accelerator} f_i · b_l   +   Σ_{dense j on accelerator} a_j · B_j
+//! ```
+//!
+//! Decoding is bound by memory traffic, so this is the traffic moved off the slower device.
+//! Within a layer (one `b_l`) it ranks neurons exactly as PowerInfer's `Σ f·x` does; across
+//! layers of equal neuron size it is PowerInfer's objective times a constant. It also puts
+//! dense items and neurons in one unit, so they can compete for the same bytes. The greedy
+//! and exact solvers maximise this same function ([`PlacementPlan::objective`]).
+//!
+//! # Constraints
+//! - bytes on the accelerator ≤ budget − reservations;
+//! - per layer either 0 or at least `min_neurons_per_layer` neurons (capped at the layer
+//!   size, rounded up to the group size), PowerInfer's communication constraint;
+//! - neurons move in groups of `group_size`, hottest first: a layer's count is a multiple of
+//!   the group size or the whole layer.
+//!
+//! # Output
+//! A [`PlacementPlan`] (sorted hot indices and a mask per layer, dense item locations, bytes
+//! per device, hit ratios) that can be saved in a versioned, checksummed file
+//! ([`PlacementPlan::to_bytes`], [`PlacementPlan::read_from`]).
+
+mod dense_choice;
+mod error;
+mod exact;
+mod file;
+mod greedy;
+mod plan;
+mod problem;
+mod ranked;
+
+pub use error::PlacementError;
+pub use exact::solve_exact;
+pub use file::{PLAN_MAGIC, PLAN_VERSION, PlanFileError, PlanFileProblem};
+pub use greedy::solve_greedy;
+pub use plan::{DensePlacement, LayerPlacement, PlacementPlan};
+pub use problem::{Activity, DenseItem, Layer, PlacementInput, PlacementProblem, Reservation};
