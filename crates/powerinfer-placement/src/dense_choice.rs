@@ -18,7 +18,10 @@ const GRID_CELLS: u64 = 16_384;
 /// when no dense item is worth more than the marginal neuron density `t`.
 pub(crate) fn choose(problem: &PlacementProblem, t: f64) -> Option<Vec<bool>> {
     let available = problem.available_bytes();
-    let cell = available.div_ceil(GRID_CELLS).max(1);
+    // Sizes often share a large factor (quantisation blocks); a cell that is a multiple of it
+    // loses nothing to rounding when the budget is small enough in those units.
+    let common = problem.dense.iter().map(|d| d.bytes).fold(0, gcd).max(1);
+    let cell = common * (available / common).div_ceil(GRID_CELLS).max(1);
     // Fits in usize: at most GRID_CELLS + 1 (or `available + 1` when the cell is 1 byte).
     let width = (available / cell) as usize + 1;
     let items: Vec<(usize, usize, f64)> = problem
@@ -55,4 +58,9 @@ pub(crate) fn choose(problem: &PlacementProblem, t: f64) -> Option<Vec<bool>> {
         }
     }
     Some(chosen)
+}
+
+/// Greatest common divisor (with `gcd(0, x) = x`).
+pub(crate) fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
 }

@@ -7,6 +7,7 @@
 //! greatest common divisor first, so byte-sized instances with round sizes stay small.
 //! Its table has `(layers + dense items) × (capacity + 1)` cells: use it on small instances.
 
+use crate::dense_choice::gcd;
 use crate::error::PlacementError;
 use crate::plan::PlacementPlan;
 use crate::problem::PlacementProblem;
@@ -100,7 +101,63 @@ pub fn solve_exact(
     ))
 }
 
-/// Greatest common divisor (with `gcd(0, x) = x`).
-fn gcd(a: u64, b: u64) -> u64 {
-    if b == 0 { a } else { gcd(b, a % b) }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::problem::{Activity, DenseItem, PlacementInput};
+
+    fn problem(budget: u64, min: usize, group: usize) -> PlacementProblem {
+        PlacementProblem::new(PlacementInput {
+            activity: Activity::Frequencies(vec![vec![0.9, 0.1, 0.5, 0.4], vec![0.6, 0.55]]),
+            bytes_per_neuron: vec![1 << 20, 2 << 20],
+            dense: vec![DenseItem {
+                name: "attn".into(),
+                bytes: 3 << 20,
+                access: 0.7,
+            }],
+            accelerator_bytes: budget,
+            reservations: vec![],
+            min_neurons_per_layer: min,
+            group_size: group,
+        })
+        .expect("valid test problem")
+    }
+
+    #[test]
+    fn megabyte_sizes_are_scaled_by_their_gcd() {
+        // Unit 1 MiB: capacity 5 units, 3 stages -> 18 cells.
+        let plan = solve_exact(&problem(5 << 20, 0, 1), 18).expect("fits the limit");
+        // Best: the 3 MiB item (0.7·3 = 2.1) + neurons 0.9 and 0.5 (1.4) = 3.5 MiB-units,
+        // over e.g. all of layer 0 (1.9) + one of layer 1 (1.2) = 3.1.
+        assert!((plan.objective() - 3.5 * (1 << 20) as f64).abs() < 1e-6);
+        assert_eq!(plan.layers()[0].accelerator_neurons(), &[0, 2]);
+    }
+
+    #[test]
+    fn minimum_and_groups_are_respected() {
+        // Minimum 3 in layer 0 (size 4); groups of 2 -> allowed counts 0 and 4 there, and 0
+        // and 2 in layer 1. Budget 6 MiB: layer 0 whole (1.9) + ... vs layer 1 + item.
+        let plan = solve_exact(&problem(6 << 20, 3, 2), 1_000).expect("small");
+        let counts: Vec<usize> = plan
+            .layers()
+            .iter()
+            .map(|l| l.accelerator_neurons().len())
+            .collect();
+        assert!(
+            matches!(counts[0], 0 | 4) && matches!(counts[1], 0 | 2),
+            "{counts:?}"
+        );
+        assert!(plan.accelerator_bytes() <= 6 << 20);
+    }
+
+    #[test]
+    fn refuses_tables_above_the_limit() {
+        assert!(matches!(
+            solve_exact(&problem(5 << 20, 0, 1), 17),
+            Err(PlacementError::ExactTooLarge {
+                cells: 18,
+                limit: 17
+            })
+        ));
+    }
 }

@@ -3,7 +3,8 @@
 //! Why greedy: the problem is a multiple-choice knapsack, and with millions of small items
 //! (neurons or groups of them) against a budget of gigabytes, filling in order of value per
 //! byte leaves at most one unit's worth of bytes unused per layer; the exact solver and the
-//! randomized tests bound the remaining gap. It runs in `O(N log N)` with no solver library.
+//! randomized tests bound the remaining gap. It needs no solver library: ranking is a radix
+//! sort, the bulk of the fill one bisection, the rest touches only a few units per layer.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -31,6 +32,13 @@ use crate::ranked::{RankedLayer, rank};
 ///    units elsewhere to make room loses less than it gains; then fill again. This repairs the
 ///    classic knapsack failure of step 1, where a large item that does not fit any more is
 ///    worth more than the smaller, denser items that took its place.
+/// 5. Second attempt: when some dense items were left out, steps 1–4 run again starting from
+///    the dense subset a small knapsack DP picks (see `dense_choice`), and the better of the
+///    two results is kept. This removes the subset-sum gap left when several large per-token
+///    items tie at the top of the order.
+///
+/// The wording is "dense items first, then neurons"; step 1's single order does that
+/// for every dense item read at least once per token and differs only for rarely read ones.
 pub fn solve_greedy(problem: &PlacementProblem) -> PlacementPlan {
     let ranked = rank(problem);
     let plain = run(problem, &ranked, vec![false; problem.dense.len()]);
@@ -500,4 +508,137 @@ fn evict(
     }
     next.free += need + surplus;
     Some((next, lost))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::problem::{Activity, DenseItem, PlacementInput};
+
+    fn problem(
+        freqs: Vec<Vec<f64>>,
+        bytes: Vec<u64>,
+        dense: Vec<DenseItem>,
+        budget: u64,
+        min: usize,
+    ) -> PlacementProblem {
+        PlacementProblem::new(PlacementInput {
+            activity: Activity::Frequencies(freqs),
+            bytes_per_neuron: bytes,
+            dense,
+            accelerator_bytes: budget,
+            reservations: vec![],
+            min_neurons_per_layer: min,
+            group_size: 1,
+        })
+        .expect("valid test problem")
+    }
+
+    fn item(name: &str, bytes: u64, access: f64) -> DenseItem {
+        DenseItem {
+            name: name.into(),
+            bytes,
+            access,
+        }
+    }
+
+    fn hot(plan: &PlacementPlan) -> Vec<Vec<u32>> {
+        plan.layers()
+            .iter()
+            .map(|l| l.accelerator_neurons().to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn takes_hottest_neurons_across_layers() {
+        let p = problem(
+            vec![vec![0.1, 0.9, 0.5], vec![0.8, 0.2]],
+            vec![10, 10],
+            vec![],
+            30,
+            0,
+        );
+        let plan = solve_greedy(&p);
+        assert_eq!(hot(&plan), vec![vec![1, 2], vec![0]]);
+        assert_eq!(plan.accelerator_bytes(), 30);
+        assert!((plan.objective() - 10.0 * (0.9 + 0.8 + 0.5)).abs() < 1e-12);
+        assert!((plan.layers()[0].hit_ratio() - 1.4 / 1.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn per_token_dense_items_go_first_and_rare_ones_wait() {
+        let p = problem(
+            vec![vec![0.9, 0.6]],
+            vec![10],
+            vec![item("embd", 20, 0.01), item("attn", 20, 1.0)],
+            40,
+            0,
+        );
+        let plan = solve_greedy(&p);
+        let on: Vec<bool> = plan.dense().iter().map(|d| d.on_accelerator).collect();
+        assert_eq!(on, vec![false, true]);
+        assert_eq!(hot(&plan), vec![vec![0, 1]]);
+    }
+
+    #[test]
+    fn empty_and_ample_budgets() {
+        let freqs = vec![vec![0.3, 0.2], vec![0.7]];
+        let dense = vec![item("attn", 5, 1.0)];
+        let none = solve_greedy(&problem(freqs.clone(), vec![4, 8], dense.clone(), 3, 0));
+        assert_eq!(none.objective(), 0.0);
+        assert_eq!(none.accelerator_weight_bytes(), 0);
+        let all = solve_greedy(&problem(freqs, vec![4, 8], dense, 1 << 20, 0));
+        assert_eq!(all.objective(), all.max_objective());
+        assert_eq!(all.host_bytes(), 0);
+        assert_eq!(all.overall_hit_ratio(), 1.0);
+    }
+
+    #[test]
+    fn layer_under_minimum_is_topped_up_when_that_loses_less() {
+        // Budget 4 neurons; minimum 3. Plain greedy takes 0.9, 0.8 from layer 0 and 0.85,
+        // 0.7 from layer 1; both are under the minimum. Topping up layer 0 (+0.75) and
+        // dropping layer 1 beats the reverse; the freed byte then takes layer 0's last neuron.
+        let p = problem(
+            vec![vec![0.9, 0.8, 0.75, 0.05], vec![0.85, 0.7, 0.1]],
+            vec![1, 1],
+            vec![],
+            4,
+            3,
+        );
+        let plan = solve_greedy(&p);
+        assert_eq!(hot(&plan), vec![vec![0, 1, 2, 3], vec![]]);
+    }
+
+    #[test]
+    fn large_item_displaced_by_denser_small_one_is_exchanged_back() {
+        // Budget 100: "small" (60 bytes, access 1.0) comes first in value per byte, after which
+        // "large" (100 bytes, access 0.99) no longer fits; taking "large" alone is worth 99.
+        let p = problem(
+            vec![vec![0.05; 4]],
+            vec![10],
+            vec![item("small", 60, 1.0), item("large", 100, 0.99)],
+            100,
+            0,
+        );
+        let plan = solve_greedy(&p);
+        let on: Vec<bool> = plan.dense().iter().map(|d| d.on_accelerator).collect();
+        assert_eq!(on, vec![false, true]);
+        assert!((plan.objective() - 99.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn better_dense_subset_fills_the_budget() {
+        // Three per-token items of 50, 40 and 30 bytes, budget 80: first come takes 50 and
+        // leaves 30 for the other 30-byte item only if it is chosen; 50 + 30 = 80 fills it.
+        let p = problem(
+            vec![vec![0.1; 8]],
+            vec![5],
+            vec![item("a", 50, 1.0), item("b", 40, 1.0), item("c", 30, 1.0)],
+            80,
+            0,
+        );
+        let plan = solve_greedy(&p);
+        assert_eq!(plan.accelerator_weight_bytes(), 80);
+        assert!((plan.objective() - 80.0).abs() < 1e-9);
+    }
 }

@@ -1,4 +1,6 @@
 //! Seeded generators of placement instances and a feasibility checker, shared by the tests.
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
 
 use powerinfer_placement::{
     Activity, DenseItem, PlacementInput, PlacementPlan, PlacementProblem, Reservation,
