@@ -311,7 +311,7 @@ fn validate_tensor(
         });
     };
     let block = wtype.block_size() as u64;
-    if dims[0] % block != 0 {
+    if !dims[0].is_multiple_of(block) {
         return Err(GgufError::BadShape {
             file: file.to_string(),
             tensor: name,
@@ -335,7 +335,7 @@ fn validate_tensor(
             dims,
         });
     };
-    if offset % alignment != 0 {
+    if !offset.is_multiple_of(alignment) {
         return Err(GgufError::MisalignedTensor {
             file: file.to_string(),
             tensor: name,

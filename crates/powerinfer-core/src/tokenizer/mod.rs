@@ -1,0 +1,426 @@
+//! Tokenizers built from a GGUF file's `tokenizer.ggml.*` metadata.
+//!
+//! Why from the model file: the vocabulary, merges and special tokens must be exactly the
+//! ones the weights were trained with, and GGUF carries them; no separate
+//! `tokenizer.json` is needed.
+//!
+//! Two models are implemented:
+//! - `gpt2`: byte-level BPE with merges (SmolLM2, StarCoder, GPT-2 …), pre-tokenized by
+//!   `tokenizer.ggml.pre` (`smollm`/`starcoder`/`refact`: each digit alone, then GPT-2's
+//!   regex; `gpt-2`: GPT-2's regex).
+//! - `llama`: SentencePiece BPE with scores and `<0xXX>` byte fallback, as llama.cpp does.
+//!
+//! Special tokens (token type CONTROL or USER_DEFINED) written literally in the text, such
+//! as `<|im_start|>`, are recognised and encoded as one token each.
+
+mod bpe;
+mod byte_level;
+mod error;
+mod pretokenize;
+mod spm;
+mod stream;
+
+use std::collections::HashMap;
+
+use crate::gguf::{GgufFile, OptionalKey};
+
+use bpe::Bpe;
+use byte_level::char_to_byte;
+pub use error::TokenizerError;
+use pretokenize::{PreKind, PreTokenizer};
+use spm::{SPACE_MARK, Spm};
+pub use stream::TokenDecoder;
+
+/// GGUF token type of an ordinary token.
+pub const TOKEN_TYPE_NORMAL: i32 = 1;
+/// GGUF token type of the unknown token.
+pub const TOKEN_TYPE_UNKNOWN: i32 = 2;
+/// GGUF token type of control tokens (`<|im_start|>`, `<s>`, …).
+pub const TOKEN_TYPE_CONTROL: i32 = 3;
+/// GGUF token type of tokens added by the user (treated as special, like llama.cpp).
+pub const TOKEN_TYPE_USER_DEFINED: i32 = 4;
+/// GGUF token type of SentencePiece byte tokens `<0xXX>`.
+pub const TOKEN_TYPE_BYTE: i32 = 6;
+
+/// The ChatML turn opener; a vocabulary with it gets ChatML prompts.
+const IM_START: &str = "<|im_start|>";
+/// The ChatML turn closer.
+const IM_END: &str = "<|im_end|>";
+
+/// Which algorithm splits text into tokens.
+#[derive(Debug)]
+enum Model {
+    Gpt2 { bpe: Bpe, pre: PreTokenizer },
+    Spm { spm: Spm, add_space_prefix: bool },
+}
+
+/// A piece of input text: plain text, or a special token written literally.
+enum Fragment<'t> {
+    Text(&'t str),
+    Special(u32),
+}
+
+/// A tokenizer for one model: encode text to ids, decode ids to text.
+#[derive(Debug)]
+pub struct Tokenizer {
+    model: Model,
+    tokens: Vec<String>,
+    token_types: Vec<i32>,
+    token_ids: HashMap<String, u32>,
+    /// Special tokens, longest text first (so `<|im_start|>` wins over any prefix of it).
+    specials: Vec<(String, u32)>,
+    bos: Option<u32>,
+    eos: Option<u32>,
+    add_bos: bool,
+    default_system: Option<String>,
+}
+
+impl Tokenizer {
+    /// Builds the tokenizer described by `file`'s `tokenizer.ggml.*` keys.
+    pub fn from_gguf(file: &GgufFile) -> Result<Tokenizer, TokenizerError> {
+        let name = file.name();
+        let bad = |problem: String| TokenizerError::BadVocab {
+            file: name.to_string(),
+            problem,
+        };
+        let kind = file.get_str("tokenizer.ggml.model")?;
+        let tokens: Vec<String> = file
+            .get_str_array("tokenizer.ggml.tokens")?
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let n = tokens.len();
+        if u32::try_from(n).is_err() {
+            return Err(bad(format!("{n} tokens do not fit u32 ids")));
+        }
+        let token_types = match file.get_i32_array("tokenizer.ggml.token_type").optional()? {
+            Some(t) if t.len() == n => t,
+            Some(t) => return Err(bad(format!("{} token types for {n} tokens", t.len()))),
+            None => vec![TOKEN_TYPE_NORMAL; n],
+        };
+        let mut token_ids = HashMap::with_capacity(n);
+        for (id, t) in tokens.iter().enumerate() {
+            // Duplicated texts (rare) resolve to the first id, as in llama.cpp.
+            token_ids.entry(t.clone()).or_insert(id as u32);
+        }
+        let special_id = |key: &str| -> Result<Option<u32>, TokenizerError> {
+            match file.get_u32(key).optional()? {
+                Some(id) if id as usize >= n => Err(bad(format!("{key} = {id} is not below {n}"))),
+                id => Ok(id),
+            }
+        };
+        let bos = special_id("tokenizer.ggml.bos_token_id")?;
+        let eos = special_id("tokenizer.ggml.eos_token_id")?;
+        let unk = special_id("tokenizer.ggml.unknown_token_id")?;
+
+        let model = match kind {
+            "gpt2" => {
+                let pre_name = file
+                    .get_str("tokenizer.ggml.pre")
+                    .optional()?
+                    .unwrap_or("gpt-2");
+                let pre =
+                    PreKind::from_name(pre_name).ok_or_else(|| TokenizerError::UnsupportedPre {
+                        file: name.to_string(),
+                        pre: pre_name.to_string(),
+                        supported: PreKind::SUPPORTED,
+                    })?;
+                let merges = file.get_str_array("tokenizer.ggml.merges")?;
+                Model::Gpt2 {
+                    bpe: Bpe::new(name, &token_ids, &merges)?,
+                    pre: PreTokenizer::new(pre),
+                }
+            }
+            "llama" => {
+                let scores = file.get_f32_array("tokenizer.ggml.scores")?;
+                if scores.len() != n {
+                    return Err(bad(format!("{} scores for {n} tokens", scores.len())));
+                }
+                let add_space_prefix = file
+                    .get_bool("tokenizer.ggml.add_space_prefix")
+                    .optional()?
+                    .unwrap_or(true);
+                Model::Spm {
+                    spm: Spm::new(scores, &token_ids, unk),
+                    add_space_prefix,
+                }
+            }
+            other => {
+                return Err(TokenizerError::UnsupportedModel {
+                    file: name.to_string(),
+                    model: other.to_string(),
+                });
+            }
+        };
+        let add_bos = file
+            .get_bool("tokenizer.ggml.add_bos_token")
+            .optional()?
+            .unwrap_or(matches!(model, Model::Spm { .. }));
+
+        let mut specials: Vec<(String, u32)> = tokens
+            .iter()
+            .zip(&token_types)
+            .enumerate()
+            .filter(|(_, (t, ty))| {
+                !t.is_empty() && matches!(**ty, TOKEN_TYPE_CONTROL | TOKEN_TYPE_USER_DEFINED)
+            })
+            .map(|(id, (t, _))| (t.clone(), id as u32))
+            .collect();
+        specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
+
+        let default_system = file
+            .get_str("tokenizer.chat_template")
+            .optional()?
+            .and_then(default_system_prompt);
+
+        Ok(Tokenizer {
+            model,
+            tokens,
+            token_types,
+            token_ids,
+            specials,
+            bos,
+            eos,
+            add_bos,
+            default_system,
+        })
+    }
+
+    /// Number of tokens in the vocabulary (ids are `0..vocab_size()`).
+    pub fn vocab_size(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Beginning-of-sequence token, if the model defines one.
+    pub fn bos_id(&self) -> Option<u32> {
+        self.bos
+    }
+
+    /// End-of-sequence token (generation stops on it), if the model defines one.
+    pub fn eos_id(&self) -> Option<u32> {
+        self.eos
+    }
+
+    /// Whether the model expects BOS before a prompt (`tokenizer.ggml.add_bos_token`;
+    /// default: yes for SentencePiece vocabularies, no for GPT-2 ones).
+    pub fn adds_bos(&self) -> bool {
+        self.add_bos
+    }
+
+    /// The id of the token whose text is exactly `text`.
+    pub fn token_id(&self, text: &str) -> Option<u32> {
+        self.token_ids.get(text).copied()
+    }
+
+    /// The stored text of token `id` (byte-level or `▁`-escaped, as in the vocabulary).
+    pub fn token_text(&self, id: u32) -> Option<&str> {
+        self.tokens.get(id as usize).map(String::as_str)
+    }
+
+    /// Encodes `text`, with BOS first when `add_bos` is set and the model has one.
+    /// Special tokens written in the text (e.g. `<|im_start|>`) become single tokens.
+    pub fn encode(&self, text: &str, add_bos: bool) -> Result<Vec<u32>, TokenizerError> {
+        let mut out = Vec::with_capacity(text.len() / 3 + 2);
+        if add_bos && let Some(bos) = self.bos {
+            out.push(bos);
+        }
+        // SentencePiece's dummy prefix goes before text that starts the input or follows
+        // a special token (llama.cpp's rule).
+        let mut after_special = true;
+        for fragment in self.fragments(text) {
+            match fragment {
+                Fragment::Special(id) => {
+                    out.push(id);
+                    after_special = true;
+                }
+                Fragment::Text(t) => {
+                    self.encode_text(t, after_special, &mut out)?;
+                    after_special = false;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn encode_text(
+        &self,
+        text: &str,
+        after_special: bool,
+        out: &mut Vec<u32>,
+    ) -> Result<(), TokenizerError> {
+        match &self.model {
+            Model::Gpt2 { bpe, pre } => {
+                let mut result = Ok(());
+                pre.split(text, &mut |word| {
+                    if result.is_ok() {
+                        result = bpe.encode_word(word, out);
+                    }
+                });
+                result
+            }
+            Model::Spm {
+                spm,
+                add_space_prefix,
+            } => {
+                let mut escaped = String::with_capacity(text.len() + 3);
+                if *add_space_prefix && after_special {
+                    escaped.push(SPACE_MARK);
+                }
+                escaped.extend(text.chars().map(|c| if c == ' ' { SPACE_MARK } else { c }));
+                spm.encode(&escaped, &self.token_ids, out)
+            }
+        }
+    }
+
+    /// Splits `text` at literal special tokens (longest match at each position).
+    fn fragments<'t>(&self, text: &'t str) -> Vec<Fragment<'t>> {
+        let mut out = Vec::new();
+        let (mut start, mut pos) = (0, 0);
+        while pos < text.len() {
+            let rest = &text[pos..];
+            if let Some((s, id)) = self
+                .specials
+                .iter()
+                .find(|(s, _)| rest.starts_with(s.as_str()))
+            {
+                if start < pos {
+                    out.push(Fragment::Text(&text[start..pos]));
+                }
+                out.push(Fragment::Special(*id));
+                pos += s.len();
+                start = pos;
+            } else {
+                pos += rest.chars().next().map_or(1, char::len_utf8);
+            }
+        }
+        if start < text.len() {
+            out.push(Fragment::Text(&text[start..]));
+        }
+        out
+    }
+
+    /// Appends the raw bytes of token `id` to `out`. `first` marks the first token of a
+    /// decode, whose SentencePiece dummy-prefix space is dropped.
+    fn piece_bytes(&self, id: u32, first: bool, out: &mut Vec<u8>) -> Result<(), TokenizerError> {
+        let unknown = || TokenizerError::UnknownId {
+            id,
+            vocab_size: self.tokens.len(),
+        };
+        let text = self.tokens.get(id as usize).ok_or_else(unknown)?;
+        let ty = self
+            .token_types
+            .get(id as usize)
+            .copied()
+            .unwrap_or(TOKEN_TYPE_NORMAL);
+        if matches!(
+            ty,
+            TOKEN_TYPE_CONTROL | TOKEN_TYPE_USER_DEFINED | TOKEN_TYPE_UNKNOWN
+        ) {
+            out.extend_from_slice(text.as_bytes());
+            return Ok(());
+        }
+        match &self.model {
+            Model::Gpt2 { .. } => {
+                for c in text.chars() {
+                    match char_to_byte(c) {
+                        Some(b) => out.push(b),
+                        // Not a byte-level character: pass it through (Hugging Face does).
+                        None => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+                    }
+                }
+            }
+            Model::Spm {
+                add_space_prefix, ..
+            } => {
+                if ty == TOKEN_TYPE_BYTE
+                    && let Some(b) = parse_byte_token(text)
+                {
+                    out.push(b);
+                    return Ok(());
+                }
+                let mut s = text.replace(SPACE_MARK, " ");
+                if first && *add_space_prefix && s.starts_with(' ') {
+                    s.remove(0);
+                }
+                out.extend_from_slice(s.as_bytes());
+            }
+        }
+        Ok(())
+    }
+
+    /// The bytes `ids` stand for (special tokens included as their text).
+    pub fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>, TokenizerError> {
+        let mut out = Vec::with_capacity(ids.len() * 4);
+        for (i, &id) in ids.iter().enumerate() {
+            self.piece_bytes(id, i == 0, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Decodes `ids` to text; nothing is skipped (special tokens appear as their text).
+    /// Byte sequences that are not UTF-8 (a sequence cut inside a character) become
+    /// U+FFFD, as [`String::from_utf8_lossy`] does.
+    pub fn decode(&self, ids: &[u32]) -> Result<String, TokenizerError> {
+        let bytes = self.decode_bytes(ids)?;
+        Ok(String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    }
+
+    /// A ChatML prompt for one user turn, ready for generation, when the vocabulary has
+    /// `<|im_start|>`:
+    /// `<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n`.
+    ///
+    /// Without `system`, the default system prompt of the model's chat template is used
+    /// if it has one (SmolLM2: "You are a helpful AI assistant named SmolLM, trained by
+    /// Hugging Face"), as the template does; otherwise the system turn is omitted.
+    /// Models without ChatML tokens get `user` unchanged.
+    pub fn chat_prompt(&self, system: Option<&str>, user: &str) -> String {
+        if self.token_id(IM_START).is_none() {
+            return user.to_string();
+        }
+        let mut p = String::new();
+        if let Some(sys) = system.or(self.default_system.as_deref()) {
+            p.push_str(&format!("{IM_START}system\n{sys}{IM_END}\n"));
+        }
+        p.push_str(&format!(
+            "{IM_START}user\n{user}{IM_END}\n{IM_START}assistant\n"
+        ));
+        p
+    }
+}
+
+/// The byte of a SentencePiece `<0xXX>` token.
+fn parse_byte_token(text: &str) -> Option<u8> {
+    let hex = text.strip_prefix("<0x")?.strip_suffix('>')?;
+    if hex.len() != 2 {
+        return None;
+    }
+    u8::from_str_radix(hex, 16).ok()
+}
+
+/// The literal default system message of a ChatML Jinja template, if it has one: the text
+/// between `<|im_start|>system\n` and `<|im_end|>` inside a string literal.
+fn default_system_prompt(template: &str) -> Option<String> {
+    let opener = format!("{IM_START}system\n");
+    let start = template.find(&opener)? + opener.len();
+    let len = template[start..].find(IM_END)?;
+    let text = &template[start..start + len];
+    // A template expression (e.g. `' + message['content'] + '`) is not a literal default.
+    (!text.contains(['\'', '"', '{', '}'])).then(|| text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_tokens_and_default_system_prompt_parse() {
+        assert_eq!(parse_byte_token("<0x0A>"), Some(10));
+        assert_eq!(parse_byte_token("<0xA>"), None);
+        assert_eq!(parse_byte_token("a"), None);
+        let t = "{{ '<|im_start|>system\nBe brief.<|im_end|>\n' }}{{'<|im_start|>' + message['role'] }}";
+        assert_eq!(default_system_prompt(t).as_deref(), Some("Be brief."));
+        let t = "{{'<|im_start|>system\n' + message['content'] + '<|im_end|>'}}";
+        assert_eq!(default_system_prompt(t), None);
+    }
+}

@@ -1,0 +1,300 @@
+//! Tokenizer tests: SmolLM2's byte-level BPE against an independent Python reference
+//! (`scripts/tokenizer_reference.py`), round trips on real text, streaming decode, and
+//! SentencePiece BPE on a small vocabulary built here.
+
+use std::io::Read;
+use std::sync::OnceLock;
+
+use powerinfer_core::assets;
+use powerinfer_core::gguf::{GgufFile, GgufWriter, Value, ValueType};
+use powerinfer_core::tokenizer::{TokenDecoder, Tokenizer, TokenizerError};
+
+fn smollm2() -> &'static Tokenizer {
+    static TOK: OnceLock<Tokenizer> = OnceLock::new();
+    TOK.get_or_init(|| {
+        assets::ensure_assets().expect("assets");
+        let f = GgufFile::open(assets::default_model_path()).expect("model opens");
+        Tokenizer::from_gguf(&f).expect("tokenizer builds")
+    })
+}
+
+/// Decodes `ids` one token at a time, returning the increments.
+fn stream(tok: &Tokenizer, ids: &[u32]) -> Vec<String> {
+    let mut d = TokenDecoder::new();
+    let mut parts: Vec<String> = ids.iter().map(|&id| d.push(tok, id).unwrap()).collect();
+    parts.push(d.finish());
+    parts
+}
+
+/// Asserts decode and streaming decode both reproduce `text` from `ids`.
+fn assert_round_trip(tok: &Tokenizer, text: &str, ids: &[u32]) {
+    assert_eq!(tok.decode(ids).unwrap(), text, "decode of {ids:?}");
+    assert_eq!(
+        stream(tok, ids).concat(),
+        text,
+        "streaming decode of {ids:?}"
+    );
+}
+
+#[test]
+fn smollm2_matches_the_python_reference() {
+    let tok = smollm2();
+    let cases: serde_json::Value =
+        serde_json::from_str(include_str!("data/tokenizer_smollm2.json")).unwrap();
+    let cases = cases.as_array().unwrap();
+    assert!(cases.len() >= 30);
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        let expected: Vec<u32> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        let ids = tok.encode(text, false).unwrap();
+        assert_eq!(ids, expected, "ids of {text:?}");
+        assert_round_trip(tok, text, &ids);
+    }
+}
+
+#[test]
+fn smollm2_vocabulary_facts() {
+    let tok = smollm2();
+    assert_eq!(tok.vocab_size(), 49_152);
+    assert_eq!(tok.bos_id(), Some(1));
+    assert_eq!(tok.eos_id(), Some(2));
+    assert!(!tok.adds_bos());
+    assert_eq!(tok.token_id("<|im_start|>"), Some(1));
+    assert_eq!(tok.token_id("<|im_end|>"), Some(2));
+    assert_eq!(tok.token_text(0), Some("<|endoftext|>"));
+    assert_eq!(tok.encode("Hi", true).unwrap()[0], 1);
+    // Each literal special token is one token; digits are single tokens.
+    assert_eq!(tok.encode("<|im_start|><|im_end|>", false).unwrap(), [1, 2]);
+    assert_eq!(tok.encode("2024", false).unwrap().len(), 4);
+}
+
+#[test]
+fn smollm2_chat_prompt_follows_the_template() {
+    let tok = smollm2();
+    let default = tok.chat_prompt(None, "What is 2+2?");
+    assert_eq!(
+        default,
+        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\
+         <|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"
+    );
+    let custom = tok.chat_prompt(Some("Be brief."), "Hi");
+    assert_eq!(
+        custom,
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    );
+    let ids = tok.encode(&custom, false).unwrap();
+    assert_eq!(ids[0], 1);
+    assert_eq!(ids.iter().filter(|&&i| i == 1).count(), 3);
+    assert_eq!(ids.iter().filter(|&&i| i == 2).count(), 2);
+    assert_round_trip(tok, &custom, &ids);
+}
+
+#[test]
+fn smollm2_round_trips_real_text() {
+    let tok = smollm2();
+    let botchan = std::fs::read_to_string(assets::data_path("botchan.txt")).unwrap();
+    // A few KB from the start and the middle of the novel.
+    let mut chunks = vec![&botchan[..4096]];
+    let mid = botchan.len() / 2;
+    let mid = (mid..).find(|&i| botchan.is_char_boundary(i)).unwrap();
+    chunks.push(&botchan[mid..mid + 4096]);
+    for chunk in chunks {
+        let ids = tok.encode(chunk, false).unwrap();
+        assert!(ids.len() > chunk.len() / 8, "{} tokens", ids.len());
+        assert_round_trip(tok, chunk, &ids);
+    }
+
+    let mut json = String::new();
+    let gz = std::fs::File::open(assets::data_path("HumanEval.jsonl.gz")).unwrap();
+    flate2::read::GzDecoder::new(gz)
+        .read_to_string(&mut json)
+        .unwrap();
+    let mut n = 0;
+    for line in json.lines().step_by(8) {
+        let task: serde_json::Value = serde_json::from_str(line).unwrap();
+        let prompt = task["prompt"].as_str().unwrap();
+        let ids = tok.encode(prompt, false).unwrap();
+        assert_round_trip(tok, prompt, &ids);
+        n += 1;
+    }
+    assert!(n >= 20);
+}
+
+#[test]
+fn streaming_holds_back_split_characters() {
+    let tok = smollm2();
+    // Find a character that byte-level BPE splits across tokens.
+    let text = "🇫🇷 😀 가 ぁ 𝄞";
+    let ids = tok.encode(text, false).unwrap();
+    let parts = stream(tok, &ids);
+    assert_eq!(parts.concat(), text);
+    // Every increment is whole characters (it is a String), and at least one token
+    // produced nothing because its bytes ended inside a character.
+    assert!(ids.len() > text.chars().count(), "{ids:?}");
+    assert!(parts[..ids.len()].iter().any(String::is_empty), "{parts:?}");
+    // A sequence cut inside a character ends as U+FFFD, like the full decode.
+    let cut = &ids[..ids.len() - 1];
+    let whole = tok.decode(cut).unwrap();
+    assert_eq!(stream(tok, cut).concat(), whole);
+}
+
+#[test]
+fn unknown_ids_are_errors() {
+    let tok = smollm2();
+    assert!(matches!(
+        tok.decode(&[5, 49_152]),
+        Err(TokenizerError::UnknownId {
+            id: 49_152,
+            vocab_size: 49_152
+        })
+    ));
+    let mut d = TokenDecoder::new();
+    assert!(d.push(tok, u32::MAX).is_err());
+}
+
+/// A small SentencePiece-BPE vocabulary: `<unk>`, `<s>`, `</s>`, 256 byte tokens, pieces.
+fn spm_file(extra: &[(&str, Value)]) -> GgufFile {
+    let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
+    let mut types = vec![2i32, 3, 3];
+    let mut scores = vec![0f32; 3];
+    for b in 0..=255u8 {
+        tokens.push(format!("<0x{b:02X}>"));
+        types.push(6);
+        scores.push(0.0);
+    }
+    let pieces = [
+        ("▁", -1.0),
+        ("h", -2.0),
+        ("e", -2.0),
+        ("l", -2.0),
+        ("o", -2.0),
+        ("w", -2.0),
+        ("r", -2.0),
+        ("d", -2.0),
+        ("ll", -3.0),
+        ("he", -4.0),
+        ("llo", -5.0),
+        ("▁he", -6.0),
+        ("hello", -5.5),
+        ("▁hello", -10.0),
+        ("▁w", -7.0),
+        ("or", -8.0),
+        ("ld", -9.0),
+        ("orld", -9.5),
+        ("▁world", -11.0),
+    ];
+    for (p, s) in pieces {
+        tokens.push(p.into());
+        types.push(1);
+        scores.push(s);
+    }
+    let mut w = GgufWriter::new();
+    w.add("tokenizer.ggml.model", "llama");
+    w.add("tokenizer.ggml.tokens", Value::string_array(tokens));
+    w.add(
+        "tokenizer.ggml.token_type",
+        Value::array(ValueType::I32, types),
+    );
+    w.add(
+        "tokenizer.ggml.scores",
+        Value::array(ValueType::F32, scores),
+    );
+    w.add("tokenizer.ggml.bos_token_id", 1u32);
+    w.add("tokenizer.ggml.eos_token_id", 2u32);
+    w.add("tokenizer.ggml.unknown_token_id", 0u32);
+    for (k, v) in extra {
+        w.add(k, v.clone());
+    }
+    GgufFile::from_bytes(&w.to_bytes().unwrap()).unwrap()
+}
+
+#[test]
+fn sentencepiece_bpe_merges_by_score() {
+    let tok = Tokenizer::from_gguf(&spm_file(&[])).unwrap();
+    let id = |s: &str| tok.token_id(s).unwrap();
+    let byte = |b: u8| 3 + u32::from(b);
+    assert!(tok.adds_bos());
+    // "▁hello▁world": ll, he, llo, hello, ▁w, or, ld, orld, ▁hello, ▁world in score order.
+    let ids = tok.encode("hello world", false).unwrap();
+    assert_eq!(ids, [id("▁hello"), id("▁world")]);
+    assert_round_trip(&tok, "hello world", &ids);
+    assert_eq!(tok.encode("hello", true).unwrap(), [1, id("▁hello")]);
+    // Equal scores merge leftmost first: "▁lll" → ▁ ll l.
+    assert_eq!(
+        tok.encode("lll", false).unwrap(),
+        [id("▁"), id("ll"), id("l")]
+    );
+    // Characters outside the vocabulary fall back to their UTF-8 bytes.
+    let ids = tok.encode("hello é", false).unwrap();
+    assert_eq!(ids, [id("▁hello"), id("▁"), byte(0xC3), byte(0xA9)]);
+    assert_round_trip(&tok, "hello é", &ids);
+    // The dummy prefix also follows a special token; "i" is no piece.
+    let ids = tok.encode("<s>hi", false).unwrap();
+    assert_eq!(ids, [1, id("▁"), id("h"), byte(b'i')]);
+    assert_eq!(tok.decode(&ids).unwrap(), "<s> hi");
+    assert_eq!(tok.chat_prompt(Some("sys"), "hi"), "hi");
+}
+
+#[test]
+fn sentencepiece_without_space_prefix() {
+    let tok = Tokenizer::from_gguf(&spm_file(&[(
+        "tokenizer.ggml.add_space_prefix",
+        Value::Bool(false),
+    )]))
+    .unwrap();
+    let id = |s: &str| tok.token_id(s).unwrap();
+    let ids = tok.encode("hello world", false).unwrap();
+    assert_eq!(ids, [id("hello"), id("▁world")]);
+    assert_round_trip(&tok, "hello world", &ids);
+}
+
+#[test]
+fn unsupported_vocabularies_are_typed_errors() {
+    let bad_model = spm_file(&[("tokenizer.ggml.model", Value::from("bert"))]);
+    assert!(matches!(
+        Tokenizer::from_gguf(&bad_model),
+        Err(TokenizerError::UnsupportedModel { model, .. }) if model == "bert"
+    ));
+    let gpt2 = |pre: &str, merges: &[&str]| {
+        let mut w = GgufWriter::new();
+        w.add("tokenizer.ggml.model", "gpt2");
+        w.add("tokenizer.ggml.pre", pre);
+        w.add(
+            "tokenizer.ggml.tokens",
+            Value::string_array(["a", "b", "ab"]),
+        );
+        w.add(
+            "tokenizer.ggml.merges",
+            Value::string_array(merges.iter().copied()),
+        );
+        GgufFile::from_bytes(&w.to_bytes().unwrap()).unwrap()
+    };
+    assert!(matches!(
+        Tokenizer::from_gguf(&gpt2("llama3", &["a b"])),
+        Err(TokenizerError::UnsupportedPre { pre, .. }) if pre == "llama3"
+    ));
+    assert!(matches!(
+        Tokenizer::from_gguf(&gpt2("gpt-2", &["a c"])),
+        Err(TokenizerError::BadMerge { index: 0, .. })
+    ));
+    // A tiny but valid vocabulary: "ab" merges, a byte outside it is a typed error.
+    let tok = Tokenizer::from_gguf(&gpt2("gpt-2", &["a b"])).unwrap();
+    assert_eq!(tok.encode("ab", false).unwrap(), [2]);
+    assert!(matches!(
+        tok.encode("abc", false),
+        Err(TokenizerError::UnencodableByte { byte: b'c' })
+    ));
+    let missing = spm_file(&[(
+        "tokenizer.ggml.scores",
+        Value::array(ValueType::F32, [0f32]),
+    )]);
+    assert!(matches!(
+        Tokenizer::from_gguf(&missing),
+        Err(TokenizerError::BadVocab { .. })
+    ));
+}
