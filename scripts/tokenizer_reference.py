@@ -13,8 +13,15 @@ Run once by hand (not in CI), after scripts/fetch-assets.sh:
 
     python3 -m venv /work/venv && /work/venv/bin/pip install numpy gguf regex
     /work/venv/bin/python scripts/tokenizer_reference.py
+    /work/venv/bin/python scripts/tokenizer_reference.py --spm   # see below
 
 It writes crates/powerinfer-core/tests/data/tokenizer_smollm2.json: [{"text", "ids"}, ...].
+
+With `--spm` (needs `/work/venv/bin/pip install sentencepiece==0.2.0`) it instead trains a
+small SentencePiece BPE model (byte fallback, identity normalisation) on data/botchan.txt
+with Google's `sentencepiece` library and writes tokenizer_spm_botchan.json: the pieces
+(text, score, GGUF token type) and reference ids from `sentencepiece` itself, an
+independent check of our llama.cpp-style SentencePiece merge loop.
 """
 
 import json
@@ -195,7 +202,71 @@ TEXTS = [
 ]
 
 
+SPM_TEXTS = [
+    "",
+    "Hello world",
+    "I was a wild, reckless boy.",
+    "  two leading spaces and two trailing  ",
+    "multiple     spaces",
+    "line one\nline two",
+    "Café, naïve, 日本語, Привет!",
+    "emoji 😀 and numbers 12345",
+    "tabs\tand\ttabs",
+]
+
+
+def spm_main():
+    import tempfile
+
+    import sentencepiece as spm
+
+    botchan = os.path.join(ROOT, "data", "botchan.txt")
+    out_path = os.path.join(os.path.dirname(OUT), "tokenizer_spm_botchan.json")
+    with tempfile.TemporaryDirectory() as tmp:
+        prefix = os.path.join(tmp, "botchan")
+        spm.SentencePieceTrainer.train(
+            input=botchan,
+            model_prefix=prefix,
+            vocab_size=700,
+            model_type="bpe",
+            byte_fallback=True,
+            normalization_rule_name="identity",
+            remove_extra_whitespaces=False,
+            add_dummy_prefix=True,
+            character_coverage=0.9995,
+            num_threads=1,
+            minloglevel=2,
+        )
+        sp = spm.SentencePieceProcessor(model_file=prefix + ".model")
+    pieces = []
+    for i in range(sp.get_piece_size()):
+        if sp.is_unknown(i):
+            ty = 2
+        elif sp.is_control(i):
+            ty = 3
+        elif sp.is_byte(i):
+            ty = 6
+        elif sp.is_unused(i):
+            ty = 5
+        else:
+            ty = 1
+        pieces.append([sp.id_to_piece(i), sp.get_score(i), ty])
+    lines = [l for l in open(botchan, encoding="utf-8").read().split("\n") if l.strip()]
+    texts = SPM_TEXTS + lines[100:110]
+    cases = [{"text": t, "ids": sp.encode(t)} for t in texts]
+    with open(out_path, "w", encoding="utf-8") as out:
+        out.write('{"unk": %d, "bos": %d, "eos": %d,\n' % (sp.unk_id(), sp.bos_id(), sp.eos_id()))
+        out.write('"pieces": ' + json.dumps(pieces, ensure_ascii=False) + ",\n")
+        out.write('"cases": [\n')
+        out.write(",\n".join(json.dumps(c, ensure_ascii=False) for c in cases))
+        out.write("\n]}\n")
+    print(f"wrote {len(pieces)} pieces and {len(cases)} cases to {out_path}")
+
+
 def main():
+    if "--spm" in sys.argv[1:]:
+        spm_main()
+        return
     reader = GGUFReader(MODEL)
     f = reader.fields
     model = f["tokenizer.ggml.model"].contents()

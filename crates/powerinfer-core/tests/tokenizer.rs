@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use powerinfer_core::assets;
 use powerinfer_core::gguf::{GgufFile, GgufWriter, Value, ValueType};
 use powerinfer_core::tokenizer::{TokenDecoder, Tokenizer, TokenizerError};
+use proptest::prelude::*;
 
 fn smollm2() -> &'static Tokenizer {
     static TOK: OnceLock<Tokenizer> = OnceLock::new();
@@ -157,6 +158,27 @@ fn unknown_ids_are_errors() {
     assert!(d.push(tok, u32::MAX).is_err());
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Byte-level BPE loses nothing: any text decodes back to itself, streamed or not.
+    #[test]
+    fn smollm2_round_trips_any_text(text in "\\PC{0,40}|[ \t\n a-z0-9<|>_]{0,40}") {
+        let tok = smollm2();
+        let ids = tok.encode(&text, false).unwrap();
+        prop_assert_eq!(tok.decode(&ids).unwrap(), text.clone());
+        prop_assert_eq!(stream(tok, &ids).concat(), text);
+    }
+
+    /// For any id sequence (even one that cuts characters apart) the streamed increments
+    /// add up to the full decode.
+    #[test]
+    fn streaming_equals_full_decode(ids in prop::collection::vec(0u32..49_152, 0..24)) {
+        let tok = smollm2();
+        prop_assert_eq!(stream(tok, &ids).concat(), tok.decode(&ids).unwrap());
+    }
+}
+
 /// A small SentencePiece-BPE vocabulary: `<unk>`, `<s>`, `</s>`, 256 byte tokens, pieces.
 fn spm_file(extra: &[(&str, Value)]) -> GgufFile {
     let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
@@ -238,6 +260,49 @@ fn sentencepiece_bpe_merges_by_score() {
     assert_eq!(ids, [1, id("▁"), id("h"), byte(b'i')]);
     assert_eq!(tok.decode(&ids).unwrap(), "<s> hi");
     assert_eq!(tok.chat_prompt(Some("sys"), "hi"), "hi");
+}
+
+#[test]
+fn sentencepiece_matches_google_sentencepiece() {
+    // Pieces and ids from a BPE model trained on botchan.txt by the `sentencepiece`
+    // library (scripts/tokenizer_reference.py --spm).
+    let data: serde_json::Value =
+        serde_json::from_str(include_str!("data/tokenizer_spm_botchan.json")).unwrap();
+    let pieces = data["pieces"].as_array().unwrap();
+    let field = |i: usize| pieces.iter().map(move |p| p[i].clone());
+    let mut w = GgufWriter::new();
+    w.add("tokenizer.ggml.model", "llama");
+    w.add(
+        "tokenizer.ggml.tokens",
+        Value::string_array(field(0).map(|v| v.as_str().unwrap().to_string())),
+    );
+    w.add(
+        "tokenizer.ggml.scores",
+        Value::array(ValueType::F32, field(1).map(|v| v.as_f64().unwrap() as f32)),
+    );
+    w.add(
+        "tokenizer.ggml.token_type",
+        Value::array(ValueType::I32, field(2).map(|v| v.as_i64().unwrap() as i32)),
+    );
+    for (key, name) in [("unknown", "unk"), ("bos", "bos"), ("eos", "eos")] {
+        let id = data[name].as_u64().unwrap() as u32;
+        w.add(&format!("tokenizer.ggml.{key}_token_id"), id);
+    }
+    let tok = Tokenizer::from_gguf(&GgufFile::from_bytes(&w.to_bytes().unwrap()).unwrap()).unwrap();
+    let cases = data["cases"].as_array().unwrap();
+    assert!(cases.len() >= 15);
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        let expected: Vec<u32> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        let ids = tok.encode(text, false).unwrap();
+        assert_eq!(ids, expected, "ids of {text:?}");
+        assert_round_trip(&tok, text, &ids);
+    }
 }
 
 #[test]
