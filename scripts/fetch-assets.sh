@@ -33,7 +33,8 @@ exec 9>"$MODELS/.fetch.lock"
 flock 9
 
 TMP="$(mktemp -d)"
-trap 'rm -rf "$TMP"' EXIT
+# Temporary download dir and any half-written or rejected `.part` file go on exit.
+trap 'rm -rf "$TMP"; rm -f "$MODELS"/*.part "$DATA"/*.part' EXIT
 
 sha_of() { python3 -c 'import hashlib,sys; h=hashlib.sha256(); f=open(sys.argv[1],"rb"); [h.update(b) for b in iter(lambda: f.read(1<<20), b"")]; print(h.hexdigest())' "$1"; }
 
