@@ -32,6 +32,17 @@
 //! - neurons move in groups of `group_size`, hottest first: a layer's count is a multiple of
 //!   the group size or the whole layer.
 //!
+//! # How close the greedy gets
+//! `tests/gap.rs` compares [`solve_greedy`] with [`solve_exact`] on seeded random instances
+//! (the exact solver is itself checked against brute force over all neuron subsets). On 1000
+//! model-shaped instances (per-layer attention items, output head, embedding, power-law
+//! frequencies, tight and loose budgets, minimum on and off, groups 1–8) the worst gap was
+//! 0.39%, and the test fails above 0.5%. When single items are a large share of the budget
+//! (a dense item or a layer's minimum block worth a quarter of it) the problem is a knapsack
+//! of a few big pieces and the greedy has no constant-factor guarantee: the same test prints
+//! gaps up to 25% on such arbitrary instances. Real budgets (gigabytes against megabyte
+//! items) are in the first regime.
+//!
 //! # Output
 //! A [`PlacementPlan`] (sorted hot indices and a mask per layer, dense item locations, bytes
 //! per device, hit ratios) that can be saved in a versioned, checksummed file
