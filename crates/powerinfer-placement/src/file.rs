@@ -34,6 +34,10 @@ pub const PLAN_MAGIC: [u8; 8] = *b"PIPLAN\0\x1a";
 pub const PLAN_VERSION: u32 = 1;
 /// Size of the fixed header.
 const HEADER_LEN: usize = 8 + 4 + 8 + 4;
+/// Most neurons (over all layers) a plan file may declare: 2^27, about 58 times a 70B model.
+/// Why: each neuron costs a mask entry in memory, and a hostile file must not be able to make
+/// the reader allocate gigabytes from a few bytes.
+pub const MAX_PLAN_NEURONS: u64 = 1 << 27;
 
 /// A plan file could not be read or written; names the file (when there is one) and the
 /// problem, so a user can tell a wrong path from a damaged or foreign file.
@@ -208,10 +212,17 @@ fn parse_payload(payload: &[u8]) -> Result<PlacementPlan, PlanFileProblem> {
     let accelerator_budget = c.u64("accelerator budget")?;
     let reserved_bytes = c.u64("reserved bytes")?;
     let mut weight_bytes: u64 = 0;
+    let mut total_neurons: u64 = 0;
     let layer_count = c.count(4 + 8 + 8 + 8 + 4, "layer count")?;
     let mut layers = Vec::with_capacity(layer_count);
     for l in 0..layer_count {
         let neurons = c.u32("neuron count")?;
+        total_neurons += u64::from(neurons);
+        if total_neurons > MAX_PLAN_NEURONS {
+            return Err(malformed(format!(
+                "layer {l}: more than {MAX_PLAN_NEURONS} neurons in total"
+            )));
+        }
         let bytes_per_neuron = c.u64("bytes per neuron")?;
         let on = c.f64("accelerator activations")?;
         let total = c.f64("total activations")?;

@@ -357,10 +357,12 @@ fn exchange(problem: &PlacementProblem, ranked: &[RankedLayer], state: &mut Stat
     candidates.sort_unstable_by(|a, b| b.cmp(a));
     let mut changed = false;
     for unit in candidates {
-        let (cost, gain, keep): (u64, f64, &[usize]) = match unit.source {
+        // What taking the unit means: its bytes, its value, the layer it grows (kept out of
+        // eviction) and that layer's new count.
+        let (cost, gain, grow): (u64, f64, Option<(usize, usize)>) = match unit.source {
             Source::Dense(d) => {
                 let item = &problem.dense[d];
-                (item.bytes, item.access * item.bytes as f64, &[])
+                (item.bytes, item.access * item.bytes as f64, None)
             }
             Source::Layer(l) => {
                 let r = &ranked[l];
@@ -368,12 +370,20 @@ fn exchange(problem: &PlacementProblem, ranked: &[RankedLayer], state: &mut Stat
                 let Some(to) = r.next_count(k, true) else {
                     continue;
                 };
-                (r.cost(to) - r.cost(k), r.value(to) - r.value(k), &[l])
+                (
+                    r.cost(to) - r.cost(k),
+                    r.value(to) - r.value(k),
+                    Some((l, to)),
+                )
             }
         };
         let next = if cost <= state.free {
             Some((state.clone(), 0.0))
         } else {
+            let keep: &[usize] = match &grow {
+                Some((l, _)) => std::slice::from_ref(l),
+                None => &[],
+            };
             evict(problem, ranked, state, keep, cost - state.free)
         };
         let Some((mut next, lost)) = next else {
@@ -382,11 +392,10 @@ fn exchange(problem: &PlacementProblem, ranked: &[RankedLayer], state: &mut Stat
         if gain <= lost * (1.0 + 1e-12) {
             continue;
         }
-        match unit.source {
-            Source::Dense(d) => next.dense_on[d] = true,
-            Source::Layer(l) => {
-                next.counts[l] = ranked[l].next_count(next.counts[l], true).unwrap_or(0);
-            }
+        match (unit.source, grow) {
+            (_, Some((l, to))) => next.counts[l] = to,
+            (Source::Dense(d), None) => next.dense_on[d] = true,
+            (Source::Layer(_), None) => continue,
         }
         // `evict` freed at least `cost - free`, so `next.free >= cost`.
         next.free -= cost;

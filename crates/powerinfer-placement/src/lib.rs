@@ -59,7 +59,7 @@ mod ranked;
 
 pub use error::PlacementError;
 pub use exact::solve_exact;
-pub use file::{PLAN_MAGIC, PLAN_VERSION, PlanFileError, PlanFileProblem};
+pub use file::{MAX_PLAN_NEURONS, PLAN_MAGIC, PLAN_VERSION, PlanFileError, PlanFileProblem};
 pub use greedy::solve_greedy;
 pub use plan::{DensePlacement, LayerPlacement, PlacementPlan};
 pub use problem::{Activity, DenseItem, Layer, PlacementInput, PlacementProblem, Reservation};

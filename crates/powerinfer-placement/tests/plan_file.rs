@@ -103,6 +103,14 @@ fn resealed_inconsistent_payloads_are_malformed() {
         PlanFileProblem::Malformed(_)
     ));
 
+    let mut huge_layer = bytes.clone();
+    huge_layer[layer0..layer0 + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    reseal(&mut huge_layer);
+    assert!(matches!(
+        problem_of(&huge_layer),
+        PlanFileProblem::Malformed(m) if m.contains("neurons in total")
+    ));
+
     let mut reserved_over_budget = bytes.clone();
     reserved_over_budget[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
     reseal(&mut reserved_over_budget);
