@@ -122,8 +122,14 @@ impl RankedLayer {
 /// sort. Frequencies are validated to lie in `[0, 1]`; for non-negative floats the bit
 /// pattern orders like the value (after folding -0.0 onto 0.0), so the complemented bits sort
 /// ascending into hottest first, and stability keeps equal frequencies in index order.
+/// Only the top `64 - LOW_BITS` bits are radix-sorted; the rare runs that agree on those
+/// bits but not on the low ones (frequencies within ~1e-8 of each other) are then sorted
+/// exactly, so the order is the same as a full comparison sort.
 fn hottest_first(frequencies: &[f64]) -> Vec<u32> {
-    const DIGITS: usize = 8;
+    const DIGIT_BITS: u32 = 11;
+    const LOW_BITS: u32 = 20;
+    const BUCKETS: usize = 1 << DIGIT_BITS;
+    const SHIFTS: [u32; 4] = [LOW_BITS, LOW_BITS + 11, LOW_BITS + 22, LOW_BITS + 33];
     let n = frequencies.len();
     let mut keys: Vec<u64> = frequencies
         .iter()
@@ -131,32 +137,56 @@ fn hottest_first(frequencies: &[f64]) -> Vec<u32> {
         .collect();
     // Layer sizes are validated to fit in u32.
     let mut order: Vec<u32> = (0..n as u32).collect();
-    let mut histograms = [[0usize; 256]; DIGITS];
+    let digit = |k: u64, shift: u32| ((k >> shift) as usize) & (BUCKETS - 1);
+    let mut histograms = vec![[0usize; BUCKETS]; SHIFTS.len()];
     for &k in &keys {
-        for (d, h) in histograms.iter_mut().enumerate() {
-            h[((k >> (8 * d)) & 0xff) as usize] += 1;
+        for (h, &shift) in histograms.iter_mut().zip(&SHIFTS) {
+            h[digit(k, shift)] += 1;
         }
     }
     let mut keys_out = vec![0u64; n];
     let mut order_out = vec![0u32; n];
-    for (d, h) in histograms.iter().enumerate() {
+    let mut offsets = [0usize; BUCKETS];
+    for (h, &shift) in histograms.iter().zip(&SHIFTS) {
         if h.contains(&n) {
             continue; // every key has the same digit here: the pass would not move anything
         }
-        let mut offsets = [0usize; 256];
         let mut sum = 0;
         for (o, &c) in offsets.iter_mut().zip(h) {
             *o = sum;
             sum += c;
         }
         for (&k, &i) in keys.iter().zip(&order) {
-            let b = ((k >> (8 * d)) & 0xff) as usize;
+            let b = digit(k, shift);
             keys_out[offsets[b]] = k;
             order_out[offsets[b]] = i;
             offsets[b] += 1;
         }
         std::mem::swap(&mut keys, &mut keys_out);
         std::mem::swap(&mut order, &mut order_out);
+    }
+    // Runs equal in the sorted bits: already right if their full keys ascend (equal keys are
+    // in index order by stability), otherwise sort them by (key, index).
+    let mut start = 0;
+    while start < n {
+        let high = keys[start] >> LOW_BITS;
+        let end = keys[start..]
+            .iter()
+            .position(|&k| k >> LOW_BITS != high)
+            .map_or(n, |p| start + p);
+        if !keys[start..end].is_sorted() {
+            let mut run: Vec<(u64, u32)> = keys[start..end]
+                .iter()
+                .copied()
+                .zip(order[start..end].iter().copied())
+                .collect();
+            run.sort_unstable();
+            for (j, (k, i)) in run.into_iter().enumerate() {
+                keys[start + j] = k;
+                order[start + j] = i;
+            }
+        }
+        start = end;
     }
     order
 }
@@ -190,6 +220,8 @@ mod tests {
         let freqs: Vec<f64> = (0..5000u64)
             .map(|i| ((i * 2_654_435_761) % 1000) as f64 / 999.0)
             .chain([0.0, -0.0, 1.0, 1e-300, 0.5])
+            .chain((0..64).map(|j| 0.25 + j as f64 * 1e-17 * ((j * 7) % 5) as f64))
+            .chain((0..64).map(|j| f64::from_bits(0.3f64.to_bits() + (j * 37) % 11)))
             .collect();
         let mut expected: Vec<u32> = (0..freqs.len() as u32).collect();
         expected.sort_by(|&a, &b| {
