@@ -147,13 +147,13 @@ impl ModelConfig {
                 return Err(bad(key, format!("{v} is out of range")));
             }
         }
-        if self.dim % self.n_heads != 0 {
+        if !self.dim.is_multiple_of(self.n_heads) {
             return Err(bad(
                 "attention.head_count",
                 format!("{} does not divide dim {}", self.n_heads, self.dim),
             ));
         }
-        if self.n_heads % self.n_kv_heads != 0 {
+        if !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return Err(bad(
                 "attention.head_count_kv",
                 format!(
@@ -163,15 +163,15 @@ impl ModelConfig {
             ));
         }
         self.head_dim = self.dim / self.n_heads;
-        if self.arch != Arch::Opt && self.head_dim % 2 != 0 {
+        if self.arch != Arch::Opt && !self.head_dim.is_multiple_of(2) {
             return Err(bad(
                 "head_dim",
                 format!("RoPE needs an even head dimension, got {}", self.head_dim),
             ));
         }
-        if !(self.norm_eps.is_finite() && self.norm_eps >= 0.0)
-            || !(self.rope_base.is_finite() && self.rope_base > 0.0)
-        {
+        let eps_ok = self.norm_eps.is_finite() && self.norm_eps >= 0.0;
+        let base_ok = self.rope_base.is_finite() && self.rope_base > 0.0;
+        if !eps_ok || !base_ok {
             return Err(bad(
                 "norm_eps/rope.freq_base",
                 "not a positive finite number".into(),

@@ -5,5 +5,23 @@
 //! numeric work lives below in `powerinfer-kernels`. See `docs/DESIGN.md` §6.
 #![deny(unsafe_op_in_unsafe_fn)]
 pub mod assets;
+pub mod calibrate;
+pub mod config;
+pub mod engine;
+mod error;
 pub mod gguf;
+mod kv_cache;
+mod model;
+mod ops;
+mod policy;
+pub mod sampler;
+mod session;
 pub mod tokenizer;
+
+pub use config::{Arch, ModelConfig};
+pub use engine::{Engine, EngineError, EngineOptions, GenerateParams};
+pub use error::ModelError;
+pub use kv_cache::KvCache;
+pub use model::Model;
+pub use policy::FfnPolicy;
+pub use session::{FfnObserver, FfnStats, Session};

@@ -1,0 +1,170 @@
+//! Generate text with a GGUF model, dense or sparse.
+//!
+//! ```text
+//! cargo run --release --example generate -- --chat --prompt "What is the capital of France?"
+//! cargo run --release --example generate -- --policy threshold:0.3 --max-tokens 64
+//! ```
+//! With no `--model`, the embedded default (SmolLM2-135M-Instruct, Q4_1) is used and
+//! fetched on first run by `scripts/fetch-assets.sh`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use powerinfer::core::FfnPolicy;
+use powerinfer::core::assets;
+use powerinfer::core::calibrate::thresholds_for_density;
+use powerinfer::core::engine::{Engine, EngineOptions, GenerateParams};
+use powerinfer::core::sampler::SamplerParams;
+use powerinfer::kernels::Isa;
+
+#[derive(Parser, Debug)]
+#[command(about = "Generate text with a GGUF model (dense or activation-sparse FFN)")]
+struct Args {
+    /// GGUF model file (default: the embedded SmolLM2-135M-Instruct Q4_1).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// The prompt.
+    #[arg(long, default_value = "The capital of France is")]
+    prompt: String,
+    /// Wrap the prompt in the model's chat template.
+    #[arg(long)]
+    chat: bool,
+    /// System message in chat mode.
+    #[arg(long)]
+    system: Option<String>,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 64)]
+    max_tokens: usize,
+    /// Temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    /// Top-k (0 = off).
+    #[arg(long, default_value_t = 40)]
+    top_k: usize,
+    /// Top-p (1 = off).
+    #[arg(long, default_value_t = 0.95)]
+    top_p: f32,
+    /// Repetition penalty (1 = off).
+    #[arg(long, default_value_t = 1.1)]
+    repeat_penalty: f32,
+    /// RNG seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// FFN policy: dense | oracle[:T] | threshold:<density>
+    /// (`threshold` calibrates per-layer cuts on data/botchan.txt).
+    #[arg(long, default_value = "dense")]
+    policy: String,
+    /// Worker threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Force an instruction set (scalar, avx2).
+    #[arg(long)]
+    isa: Option<String>,
+    /// Print the FFN density of every layer at the end.
+    #[arg(long)]
+    verbose: bool,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let path = match &args.model {
+        Some(p) => p.clone(),
+        None => {
+            assets::ensure_assets().context("fetching the default model")?;
+            assets::default_model_path()
+        }
+    };
+    let isa = args
+        .isa
+        .as_deref()
+        .map(|s| Isa::from_name(s).with_context(|| format!("unknown ISA {s:?}")))
+        .transpose()?;
+    let engine = Engine::load(
+        &path,
+        &EngineOptions {
+            threads: args.threads,
+            isa,
+            ctx_len: 0,
+        },
+    )
+    .with_context(|| format!("loading {}", path.display()))?;
+    let policy = parse_policy(&args.policy, &engine)?;
+    let params = GenerateParams {
+        max_tokens: args.max_tokens,
+        sampler: SamplerParams {
+            temperature: args.temperature,
+            top_k: args.top_k,
+            top_p: args.top_p,
+            repetition_penalty: args.repeat_penalty,
+            seed: args.seed,
+            ..Default::default()
+        },
+        policy,
+        chat: args.chat,
+        system: args.system.clone(),
+    };
+    if !args.chat {
+        print!("{}", args.prompt);
+    }
+    let mut generation = engine.generate(&args.prompt, &params)?;
+    let mut out = std::io::stdout().lock();
+    for token in generation.by_ref() {
+        write!(out, "{}", token?.text)?;
+        out.flush()?;
+    }
+    writeln!(out)?;
+    let s = generation.stats();
+    eprintln!(
+        "\n[{} | {} threads, {} | policy {}] prompt {} tok, prefill {:.1} tok/s; decode {} tok, {:.1} tok/s; FFN density {:.1}%",
+        path.file_name().map_or_else(
+            || path.display().to_string(),
+            |f| f.to_string_lossy().into_owned()
+        ),
+        engine.kernels().threads(),
+        engine.kernels().isa(),
+        args.policy,
+        s.prompt_tokens,
+        s.prefill_tok_s(),
+        s.generated,
+        s.decode_tok_s(),
+        100.0 * s.ffn_density.iter().sum::<f64>() / s.ffn_density.len().max(1) as f64,
+    );
+    if args.verbose {
+        for (l, d) in s.ffn_density.iter().enumerate() {
+            eprintln!("  layer {l:2}: FFN density {:5.1}%", 100.0 * d);
+        }
+    }
+    Ok(())
+}
+
+/// `dense`, `oracle`, `oracle:<threshold>` or `threshold:<density>`.
+fn parse_policy(spec: &str, engine: &Engine) -> Result<FfnPolicy> {
+    let (name, arg) = spec
+        .split_once(':')
+        .map_or((spec, None), |(a, b)| (a, Some(b)));
+    let num = |s: Option<&str>| -> Result<f64> {
+        s.with_context(|| format!("policy {name} needs a value"))?
+            .parse::<f64>()
+            .with_context(|| format!("bad number in policy {spec:?}"))
+    };
+    Ok(match name {
+        "dense" => FfnPolicy::Dense,
+        "oracle" => FfnPolicy::Oracle {
+            threshold: arg.map_or(Ok(0.0), |a| num(Some(a)))? as f32,
+        },
+        "threshold" => {
+            let density = num(arg)?;
+            assets::ensure_assets()?;
+            let text = std::fs::read_to_string(assets::data_path("botchan.txt"))?;
+            let cut = text.char_indices().nth(4000).map_or(text.len(), |(i, _)| i);
+            let mut tokens = engine.tokenizer().encode(&text[..cut], false)?;
+            tokens.truncate(256);
+            let per_layer =
+                thresholds_for_density(engine.model(), engine.kernels(), &tokens, density)?;
+            FfnPolicy::Threshold { per_layer }
+        }
+        other => bail!("unknown policy {other:?} (dense, oracle[:T], threshold:<density>)"),
+    })
+}
