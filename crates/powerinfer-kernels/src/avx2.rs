@@ -15,10 +15,12 @@ use crate::q8::{Act, BlockQ8};
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot(wtype: WType, row: &[u8], x: &Act) -> f32 {
     match wtype {
-        WType::F32 | WType::F16 | WType::BF16 => dot_float(wtype, row, x.f),
+        WType::F32 => dot_float::<F32>(row, x.f),
+        WType::F16 => dot_float::<F16>(row, x.f),
+        WType::BF16 => dot_float::<BF16>(row, x.f),
         WType::Q8_0 => dot_q8_0(row, x.q),
-        WType::Q4_0 => dot_q4(row, x.q, false),
-        WType::Q4_1 => dot_q4(row, x.q, true),
+        WType::Q4_0 => dot_q4_0(row, x.q),
+        WType::Q4_1 => dot_q4_1(row, x.q),
     }
 }
 
@@ -26,39 +28,41 @@ pub(crate) fn dot(wtype: WType, row: &[u8], x: &Act) -> f32 {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn axpy(wtype: WType, row: &[u8], h: f32, y: &mut [f32]) {
     match wtype {
-        WType::F32 | WType::F16 | WType::BF16 => axpy_float(wtype, row, h, y),
+        WType::F32 => axpy_float::<F32>(row, h, y),
+        WType::F16 => axpy_float::<F16>(row, h, y),
+        WType::BF16 => axpy_float::<BF16>(row, h, y),
         WType::Q8_0 => axpy_q8_0(row, h, y),
-        WType::Q4_0 => axpy_q4(row, h, y, false),
-        WType::Q4_1 => axpy_q4(row, h, y, true),
+        WType::Q4_0 => axpy_q4_0(row, h, y),
+        WType::Q4_1 => axpy_q4_1(row, h, y),
     }
 }
 
-/// Loads 8 weights of a float type from `p` as f32.
-type Load8 = unsafe fn(*const u8) -> __m256;
+/// Float weight encodings, as const-generic tags (so each loader inlines).
+const F32: u8 = 0;
+const F16: u8 = 1;
+const BF16: u8 = 2;
 
-/// # Safety
-/// `p` must be valid for 32 bytes of reads; the CPU must have AVX.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn load_f32(p: *const u8) -> __m256 {
-    // SAFETY: the caller guarantees 32 readable bytes; loadu has no alignment need.
-    unsafe { _mm256_loadu_ps(p.cast()) }
-}
+/// Rows per call of [`axpy4`].
+const R: usize = 4;
 
+/// Loads 8 weights of float encoding `T` from `p` as f32.
+///
 /// # Safety
-/// `p` must be valid for 16 bytes of reads; the CPU must have F16C.
+/// `p` must be valid for 8 values (32 bytes for F32, 16 otherwise).
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn load_f16(p: *const u8) -> __m256 {
-    // SAFETY: the caller guarantees 16 readable bytes; loadu has no alignment need.
-    _mm256_cvtph_ps(unsafe { _mm_loadu_si128(p.cast()) })
-}
-
-/// # Safety
-/// `p` must be valid for 16 bytes of reads; the CPU must have AVX2.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn load_bf16(p: *const u8) -> __m256 {
-    // SAFETY: the caller guarantees 16 readable bytes; loadu has no alignment need.
-    let h = unsafe { _mm_loadu_si128(p.cast()) };
-    _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16))
+unsafe fn load8<const T: u8>(p: *const u8) -> __m256 {
+    // SAFETY: the caller guarantees 8 readable values; loadu has no alignment need.
+    unsafe {
+        match T {
+            F32 => _mm256_loadu_ps(p.cast()),
+            F16 => _mm256_cvtph_ps(_mm_loadu_si128(p.cast())),
+            _ => {
+                let h = _mm_loadu_si128(p.cast());
+                _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16))
+            }
+        }
+    }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -68,25 +72,147 @@ fn hsum(v: __m256) -> f32 {
     _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
 }
 
-/// An f16 stored little-endian at `b[at..at + 2]`, converted with F16C.
+/// `y += Σ_r h[r] · rows[r]` for four rows of one type at once, with exactly the
+/// updates (and roundings) of four [`axpy`] calls in order, but `y` is loaded and
+/// stored once per four rows instead of once per row.
 #[target_feature(enable = "avx2,fma,f16c")]
-fn f16_at(b: &[u8], at: usize) -> f32 {
-    let bits = u16::from_le_bytes([b[at], b[at + 1]]);
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
-}
-
-/// Bytes per value and the 8-wide loader of a float type.
-fn float_loader(wtype: WType) -> (usize, Load8) {
+pub(crate) fn axpy4(wtype: WType, rows: [&[u8]; R], h: [f32; R], y: &mut [f32]) {
     match wtype {
-        WType::F32 => (4, load_f32),
-        WType::BF16 => (2, load_bf16),
-        _ => (2, load_f16),
+        WType::F32 => axpy4_float::<F32>(rows, h, y),
+        WType::F16 => axpy4_float::<F16>(rows, h, y),
+        WType::BF16 => axpy4_float::<BF16>(rows, h, y),
+        WType::Q8_0 => axpy4_blocks::<false>(rows, h, y, 34, q8_0_quants),
+        WType::Q4_0 => axpy4_blocks::<false>(rows, h, y, 18, q4_0_quants),
+        WType::Q4_1 => axpy4_blocks::<true>(rows, h, y, 20, q4_1_quants),
     }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_float(wtype: WType, row: &[u8], x: &[f32]) -> f32 {
-    let (width, load) = float_loader(wtype);
+fn axpy4_float<const T: u8>(rows: [&[u8]; R], h: [f32; R], y: &mut [f32]) {
+    let width = width::<T>();
+    let n = rows.iter().fold(y.len(), |n, r| n.min(r.len() / width));
+    let hv = h.map(|v| _mm256_set1_ps(v));
+    let w = rows.map(<[u8]>::as_ptr);
+    let yp = y.as_mut_ptr();
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n: 8 values of every row and of `y` are in bounds; `y` is
+        // borrowed mutably, so nothing else aliases the store.
+        unsafe {
+            let mut yv = _mm256_loadu_ps(yp.add(i));
+            for r in 0..R {
+                yv = _mm256_fmadd_ps(hv[r], load8::<T>(w[r].add(i * width)), yv);
+            }
+            _mm256_storeu_ps(yp.add(i), yv);
+        }
+        i += 8;
+    }
+    for (row, hr) in rows.into_iter().zip(h) {
+        crate::scalar::axpy(
+            float_wtype::<T>(),
+            &row[i * width..n * width],
+            hr,
+            &mut y[i..n],
+        );
+    }
+}
+
+/// [`axpy4`] over `bb`-byte quantized blocks: scale `d` first, then (when `MIN`) the
+/// minimum `m`; `quants(block)` gives the 32 signed quants as two 16-byte halves.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn axpy4_blocks<const MIN: bool>(
+    rows: [&[u8]; R],
+    h: [f32; R],
+    y: &mut [f32],
+    bb: usize,
+    quants: unsafe fn(*const u8) -> (__m128i, __m128i),
+) {
+    let n = rows.iter().fold(y.len() / QK, |n, r| n.min(r.len() / bb));
+    let w = rows.map(<[u8]>::as_ptr);
+    let yp = y.as_mut_ptr();
+    for i in 0..n {
+        // SAFETY: i < n: block i of every row (`bb` bytes at bb·i) and values
+        // QK·i..QK·(i + 1) of `y` are in bounds; `y` is borrowed mutably.
+        unsafe {
+            let p = w.map(|r| r.add(bb * i));
+            let mut d = [_mm256_setzero_ps(); R];
+            let mut m = [_mm256_setzero_ps(); R];
+            if MIN {
+                for r in 0..R {
+                    let (dr, mr) = f16x2(f16_bits(p[r]), f16_bits(p[r].add(2)), _mm_set1_ps(h[r]));
+                    (d[r], m[r]) = (_mm256_set1_ps(dr), _mm256_set1_ps(mr));
+                }
+            } else {
+                for r in (0..R).step_by(2) {
+                    let hv = _mm_setr_ps(h[r], h[r + 1], 0.0, 0.0);
+                    let (da, db) = f16x2(f16_bits(p[r]), f16_bits(p[r + 1]), hv);
+                    (d[r], d[r + 1]) = (_mm256_set1_ps(da), _mm256_set1_ps(db));
+                }
+            }
+            let q = p.map(|pr| quants(pr));
+            for k in 0..4 {
+                let yk = yp.add(QK * i + 8 * k);
+                let mut yv = _mm256_loadu_ps(yk);
+                for r in 0..R {
+                    let half = if k < 2 { q[r].0 } else { q[r].1 };
+                    let lane = if k % 2 == 0 {
+                        half
+                    } else {
+                        _mm_srli_si128(half, 8)
+                    };
+                    let wv = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lane));
+                    yv = _mm256_fmadd_ps(d[r], wv, yv);
+                    if MIN {
+                        yv = _mm256_add_ps(yv, m[r]);
+                    }
+                }
+                _mm256_storeu_ps(yk, yv);
+            }
+        }
+    }
+}
+
+/// The f16 stored little-endian at `p`, as bits.
+///
+/// # Safety
+/// `p` must be valid for 2 bytes of reads.
+#[inline]
+unsafe fn f16_bits(p: *const u8) -> u16 {
+    // SAFETY: the caller guarantees 2 readable bytes; read_unaligned has no alignment need.
+    unsafe { p.cast::<u16>().read_unaligned() }
+}
+
+/// Two f16 values (bits) converted together into f32 lanes 0 and 1, then times `k`.
+///
+/// Why pairs: converting a single f16 lets the compiler load it with a `pinsrw` that
+/// merges into a stale register, which chains each block to the previous block's
+/// result (measured: half the speed). With both lanes used it is one whole `movd`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn f16x2(lo: u16, hi: u16, k: __m128) -> (f32, f32) {
+    let bits = (u32::from(lo) | (u32::from(hi) << 16)) as i32;
+    let v = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(bits)), k);
+    (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_movehdup_ps(v)))
+}
+
+/// The [`WType`] of float encoding `T` (for the scalar tails).
+fn float_wtype<const T: u8>() -> WType {
+    match T {
+        F32 => WType::F32,
+        F16 => WType::F16,
+        _ => WType::BF16,
+    }
+}
+
+/// Bytes per value of float encoding `T`.
+const fn width<const T: u8>() -> usize {
+    if T == F32 { 4 } else { 2 }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_float<const T: u8>(row: &[u8], x: &[f32]) -> f32 {
+    let width = width::<T>();
     let n = (row.len() / width).min(x.len());
     let (w, xp) = (row.as_ptr(), x.as_ptr());
     let mut acc = [_mm256_setzero_ps(); 4];
@@ -96,14 +222,14 @@ fn dot_float(wtype: WType, row: &[u8], x: &[f32]) -> f32 {
             let j = i + 8 * k;
             // SAFETY: j + 8 <= n, so 8 weights (8·width bytes) and 8 floats are in
             // bounds; the CPU features are this function's own.
-            let (wv, xv) = unsafe { (load(w.add(j * width)), _mm256_loadu_ps(xp.add(j))) };
+            let (wv, xv) = unsafe { (load8::<T>(w.add(j * width)), _mm256_loadu_ps(xp.add(j))) };
             *a = _mm256_fmadd_ps(wv, xv, *a);
         }
         i += 32;
     }
     while i + 8 <= n {
         // SAFETY: i + 8 <= n, as above.
-        let (wv, xv) = unsafe { (load(w.add(i * width)), _mm256_loadu_ps(xp.add(i))) };
+        let (wv, xv) = unsafe { (load8::<T>(w.add(i * width)), _mm256_loadu_ps(xp.add(i))) };
         acc[0] = _mm256_fmadd_ps(wv, xv, acc[0]);
         i += 8;
     }
@@ -112,131 +238,312 @@ fn dot_float(wtype: WType, row: &[u8], x: &[f32]) -> f32 {
         f: &x[i..n],
         q: &[],
     };
-    hsum(sum) + crate::scalar::dot(wtype, &row[i * width..n * width], &tail)
+    hsum(sum) + crate::scalar::dot(float_wtype::<T>(), &row[i * width..n * width], &tail)
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-fn axpy_float(wtype: WType, row: &[u8], h: f32, y: &mut [f32]) {
-    let (width, load) = float_loader(wtype);
+fn axpy_float<const T: u8>(row: &[u8], h: f32, y: &mut [f32]) {
+    let width = width::<T>();
     let n = (row.len() / width).min(y.len());
     let (w, yp) = (row.as_ptr(), y.as_mut_ptr());
     let hv = _mm256_set1_ps(h);
     let mut i = 0;
-    while i + 8 <= n {
-        // SAFETY: i + 8 <= n: 8 weights and 8 outputs are in bounds; `y` is borrowed
-        // mutably, so nothing else aliases the store.
+    while i + 16 <= n {
+        // SAFETY: i + 16 <= n: 16 weights and 16 outputs are in bounds; `y` is borrowed
+        // mutably, so nothing else aliases the stores.
         unsafe {
-            let yv = _mm256_fmadd_ps(hv, load(w.add(i * width)), _mm256_loadu_ps(yp.add(i)));
+            let (a, b) = (
+                load8::<T>(w.add(i * width)),
+                load8::<T>(w.add((i + 8) * width)),
+            );
+            let ya = _mm256_fmadd_ps(hv, a, _mm256_loadu_ps(yp.add(i)));
+            let yb = _mm256_fmadd_ps(hv, b, _mm256_loadu_ps(yp.add(i + 8)));
+            _mm256_storeu_ps(yp.add(i), ya);
+            _mm256_storeu_ps(yp.add(i + 8), yb);
+        }
+        i += 16;
+    }
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n, as above.
+        unsafe {
+            let yv = _mm256_fmadd_ps(hv, load8::<T>(w.add(i * width)), _mm256_loadu_ps(yp.add(i)));
             _mm256_storeu_ps(yp.add(i), yv);
         }
         i += 8;
     }
-    crate::scalar::axpy(wtype, &row[i * width..n * width], h, &mut y[i..n]);
+    crate::scalar::axpy(
+        float_wtype::<T>(),
+        &row[i * width..n * width],
+        h,
+        &mut y[i..n],
+    );
 }
 
-/// Sum of the eight i32 lanes of `v` as floats, scaled by `d` and added to `acc`.
+/// The i32 lanes of `v` as floats, scaled by `d` and added to `acc`.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn fma_i32(acc: __m256, d: f32, v: __m256i) -> __m256 {
     _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(v), acc)
 }
 
+/// One Q8_0 block at `b` dotted with `xb` (`d` = both scales), added to `acc`.
+///
+/// # Safety
+/// `b` must be valid for 34 bytes of reads.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_0_block(b: *const u8, xb: &BlockQ8, d: f32, acc: __m256) -> __m256 {
+    // SAFETY: the caller guarantees 34 bytes at `b`; `xb.qs` is 32 bytes.
+    let (w, x) = unsafe {
+        (
+            _mm256_loadu_si256(b.add(2).cast()),
+            _mm256_loadu_si256(xb.qs.as_ptr().cast()),
+        )
+    };
+    // maddubs wants unsigned × signed: move w's sign onto x (ggml's trick).
+    let p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    fma_i32(acc, d, _mm256_madd_epi16(p, _mm256_set1_epi16(1)))
+}
+
+/// The 32 nibbles at `qs` as bytes: values 0..16 in the low lane, 16..32 high.
+///
+/// # Safety
+/// `qs` must be valid for 16 bytes of reads.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn nibbles(qs: *const u8) -> __m256i {
+    // SAFETY: the caller guarantees 16 readable bytes; loadu has no alignment need.
+    let raw = unsafe { _mm_loadu_si128(qs.cast()) };
+    let both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
+    _mm256_and_si256(both, _mm256_set1_epi8(0x0F))
+}
+
+/// One Q4_0 block at `b` dotted with `xb` (`d` = both scales), added to `acc`; the
+/// `−8·Σx` offset is folded into the integer sum.
+///
+/// # Safety
+/// `b` must be valid for 18 bytes of reads.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_0_block(b: *const u8, xb: &BlockQ8, d: f32, acc: __m256) -> __m256 {
+    // SAFETY: the caller guarantees the block: 2 scale bytes then 16 quant bytes.
+    let w = unsafe { nibbles(b.add(2)) };
+    // SAFETY: `xb.qs` is 32 readable bytes.
+    let x = unsafe { _mm256_loadu_si256(xb.qs.as_ptr().cast()) };
+    let v = _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
+    let offset = _mm256_zextsi128_si256(_mm_cvtsi32_si128(8 * xb.sum));
+    fma_i32(acc, d, _mm256_sub_epi32(v, offset))
+}
+
+/// Dots a row of `bb`-byte blocks two at a time (independent accumulators, scales
+/// converted in pairs) with `block(ptr, x block, scale product, acc)`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_pairs(
+    row: &[u8],
+    xq: &[BlockQ8],
+    bb: usize,
+    block: unsafe fn(*const u8, &BlockQ8, f32, __m256) -> __m256,
+) -> f32 {
+    let n = (row.len() / bb).min(xq.len());
+    let w = row.as_ptr();
+    let mut acc = [_mm256_setzero_ps(); 2];
+    let mut i = 0;
+    while i + 2 <= n {
+        let (xa, xb) = (&xq[i], &xq[i + 1]);
+        // SAFETY: i + 2 <= n: blocks i and i + 1 (`bb` bytes each) are within `row`.
+        unsafe {
+            let (pa, pb) = (w.add(bb * i), w.add(bb * (i + 1)));
+            let (da, db) = f16x2(
+                f16_bits(pa),
+                f16_bits(pb),
+                _mm_setr_ps(xa.d, xb.d, 0.0, 0.0),
+            );
+            acc[0] = block(pa, xa, da, acc[0]);
+            acc[1] = block(pb, xb, db, acc[1]);
+        }
+        i += 2;
+    }
+    if i < n {
+        // SAFETY: i < n: block i is within `row`.
+        unsafe {
+            let p = w.add(bb * i);
+            let (d, _) = f16x2(f16_bits(p), 0, _mm_set1_ps(xq[i].d));
+            acc[0] = block(p, &xq[i], d, acc[0]);
+        }
+    }
+    hsum(_mm256_add_ps(acc[0], acc[1]))
+}
+
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_q8_0(row: &[u8], xq: &[BlockQ8]) -> f32 {
-    let ones = _mm256_set1_epi16(1);
-    let mut acc = _mm256_setzero_ps();
-    for (b, xb) in row.chunks_exact(34).zip(xq) {
-        // SAFETY: `b` is 34 bytes, so bytes 2..34 are in bounds; `xb.qs` is 32 bytes.
-        let (w, x) = unsafe {
-            (
-                _mm256_loadu_si256(b.as_ptr().add(2).cast()),
-                _mm256_loadu_si256(xb.qs.as_ptr().cast()),
-            )
-        };
-        // maddubs wants unsigned × signed: move w's sign onto x (ggml's trick).
-        let p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-        acc = fma_i32(acc, f16_at(b, 0) * xb.d, _mm256_madd_epi16(p, ones));
+    dot_pairs(row, xq, 34, q8_0_block)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q4_0(row: &[u8], xq: &[BlockQ8]) -> f32 {
+    dot_pairs(row, xq, 18, q4_0_block)
+}
+
+/// One Q4_1 block at `b` dotted with `xb`: the scaled products go into `acc`, and the
+/// `min·Σx` term into `corr`.
+///
+/// # Safety
+/// `b` must be valid for 20 bytes of reads.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_1_block(b: *const u8, xb: &BlockQ8, acc: &mut __m256, corr: &mut f32) {
+    // SAFETY: the caller guarantees the block: d, m, then 16 quant bytes.
+    let (w, (d, m)) = unsafe {
+        let dm = f16x2(f16_bits(b), f16_bits(b.add(2)), _mm_set1_ps(xb.d));
+        (nibbles(b.add(4)), dm)
+    };
+    // SAFETY: `xb.qs` is 32 readable bytes.
+    let x = unsafe { _mm256_loadu_si256(xb.qs.as_ptr().cast()) };
+    let v = _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
+    *acc = fma_i32(*acc, d, v);
+    *corr += m * xb.sum as f32;
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q4_1(row: &[u8], xq: &[BlockQ8]) -> f32 {
+    let n = (row.len() / 20).min(xq.len());
+    let w = row.as_ptr();
+    let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let (mut c0, mut c1) = (0f32, 0f32);
+    let mut i = 0;
+    while i + 2 <= n {
+        // SAFETY: i + 2 <= n: blocks i and i + 1 are within `row`.
+        unsafe {
+            q4_1_block(w.add(20 * i), &xq[i], &mut a0, &mut c0);
+            q4_1_block(w.add(20 * (i + 1)), &xq[i + 1], &mut a1, &mut c1);
+        }
+        i += 2;
     }
-    hsum(acc)
-}
-
-/// The 32 nibbles of a Q4 block as bytes: values 0..16 in the low lane, 16..32 high.
-#[target_feature(enable = "avx2,fma,f16c")]
-fn nibbles(qs: &[u8; 16]) -> __m256i {
-    // SAFETY: `qs` is exactly 16 readable bytes; loadu has no alignment need.
-    let raw = unsafe { _mm_loadu_si128(qs.as_ptr().cast()) };
-    let m = _mm_set1_epi8(0x0F);
-    let lo = _mm_and_si128(raw, m);
-    let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), m);
-    _mm256_set_m128i(hi, lo)
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-fn dot_q4(row: &[u8], xq: &[BlockQ8], with_min: bool) -> f32 {
-    let bb = if with_min { 20 } else { 18 };
-    let ones = _mm256_set1_epi16(1);
-    let mut acc = _mm256_setzero_ps();
-    let mut corr = 0f32;
-    for (b, xb) in row.chunks_exact(bb).zip(xq) {
-        let Some(qs) = b.last_chunk::<16>() else {
-            break;
-        };
-        let w = nibbles(qs);
-        // SAFETY: `xb.qs` is 32 readable bytes.
-        let x = unsafe { _mm256_loadu_si256(xb.qs.as_ptr().cast()) };
-        let p = _mm256_maddubs_epi16(w, x);
-        let dd = f16_at(b, 0) * xb.d;
-        acc = fma_i32(acc, dd, _mm256_madd_epi16(p, ones));
-        corr += if with_min {
-            f16_at(b, 2) * xb.d * xb.sum as f32
-        } else {
-            -8.0 * dd * xb.sum as f32
-        };
+    if i < n {
+        // SAFETY: i < n: block i is within `row`.
+        unsafe { q4_1_block(w.add(20 * i), &xq[i], &mut a0, &mut c0) };
     }
-    hsum(acc) + corr
+    hsum(_mm256_add_ps(a0, a1)) + (c0 + c1)
 }
 
+/// `y[..32] += d · q[..32]` (then `+ m` when `MIN`) for 32 signed bytes `q` (as two
+/// 16-byte halves).
+///
+/// # Safety
+/// `y` must be valid for 32 floats of reads and writes, aliased by nothing else.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn axpy_q8_0(row: &[u8], h: f32, y: &mut [f32]) {
-    for (o, b) in y.chunks_exact_mut(QK).zip(row.chunks_exact(34)) {
-        let hd = _mm256_set1_ps(h * f16_at(b, 0));
-        for k in 0..4 {
-            // SAFETY: `b` has 34 bytes: 2 + 8k + 8 <= 34 for k < 4. `o` has 32 floats:
-            // 8k + 8 <= 32; it is borrowed mutably, so the store aliases nothing.
-            unsafe {
-                let q = _mm_loadl_epi64(b.as_ptr().add(2 + 8 * k).cast());
-                let w = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
-                let yp = o.as_mut_ptr().add(8 * k);
-                _mm256_storeu_ps(yp, _mm256_fmadd_ps(hd, w, _mm256_loadu_ps(yp)));
-            }
+unsafe fn axpy_i8x32<const MIN: bool>(lo: __m128i, hi: __m128i, d: f32, m: f32, y: *mut f32) {
+    let (hd, hm) = (_mm256_set1_ps(d), _mm256_set1_ps(m));
+    let lanes = [lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)];
+    for (k, lane) in lanes.into_iter().enumerate() {
+        let w = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lane));
+        // SAFETY: 8k + 8 <= 32 floats, which the caller guarantees.
+        unsafe {
+            let yp = y.add(8 * k);
+            let yv = _mm256_fmadd_ps(hd, w, _mm256_loadu_ps(yp));
+            _mm256_storeu_ps(yp, if MIN { _mm256_add_ps(yv, hm) } else { yv });
         }
     }
 }
 
+/// `y += h·row` over `bb`-byte blocks whose scale is the block's first f16 and whose
+/// 32 signed quants `quants(block)` returns; scales are converted in pairs.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn axpy_q4(row: &[u8], h: f32, y: &mut [f32], with_min: bool) {
-    let bb = if with_min { 20 } else { 18 };
-    for (o, b) in y.chunks_exact_mut(QK).zip(row.chunks_exact(bb)) {
-        let d = h * f16_at(b, 0);
-        let m = if with_min { h * f16_at(b, 2) } else { -8.0 * d };
-        let (hd, hm) = (_mm256_set1_ps(d), _mm256_set1_ps(m));
-        let Some(qs) = b.last_chunk::<16>() else {
-            break;
-        };
-        let q = nibbles(qs);
-        let lanes = [
-            _mm256_castsi256_si128(q),
-            _mm_srli_si128(_mm256_castsi256_si128(q), 8),
-            _mm256_extracti128_si256(q, 1),
-            _mm_srli_si128(_mm256_extracti128_si256(q, 1), 8),
-        ];
-        for (k, lane) in lanes.into_iter().enumerate() {
-            let w = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lane));
-            // SAFETY: `o` has 32 floats and 8k + 8 <= 32; borrowed mutably.
-            unsafe {
-                let yp = o.as_mut_ptr().add(8 * k);
-                let yv = _mm256_add_ps(_mm256_loadu_ps(yp), hm);
-                _mm256_storeu_ps(yp, _mm256_fmadd_ps(hd, w, yv));
+fn axpy_pairs(
+    row: &[u8],
+    h: f32,
+    y: &mut [f32],
+    bb: usize,
+    quants: unsafe fn(*const u8) -> (__m128i, __m128i),
+) {
+    let n = (row.len() / bb).min(y.len() / QK);
+    let (w, yp) = (row.as_ptr(), y.as_mut_ptr());
+    let hv = _mm_set1_ps(h);
+    let mut i = 0;
+    while i < n {
+        let pair = i + 1 < n;
+        // SAFETY: i < n, so block i is within `row` and values QK·i.. QK·(i + 1) are
+        // within `y`; block i + 1 is touched only when `pair` (i + 1 < n). `y` is
+        // borrowed mutably, so nothing else aliases it.
+        unsafe {
+            let pa = w.add(bb * i);
+            let pb = if pair { w.add(bb * (i + 1)) } else { pa };
+            let (da, db) = f16x2(f16_bits(pa), f16_bits(pb), hv);
+            let (lo, hi) = quants(pa);
+            axpy_i8x32::<false>(lo, hi, da, 0.0, yp.add(QK * i));
+            if pair {
+                let (lo, hi) = quants(pb);
+                axpy_i8x32::<false>(lo, hi, db, 0.0, yp.add(QK * (i + 1)));
             }
+        }
+        i += 2;
+    }
+}
+
+/// A Q8_0 block's quants.
+///
+/// # Safety
+/// `b` must be valid for 34 bytes of reads.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_0_quants(b: *const u8) -> (__m128i, __m128i) {
+    // SAFETY: bytes 2..34 of the block are its quants.
+    unsafe {
+        (
+            _mm_loadu_si128(b.add(2).cast()),
+            _mm_loadu_si128(b.add(18).cast()),
+        )
+    }
+}
+
+/// A Q4_0 block's quants minus 8.
+///
+/// # Safety
+/// `b` must be valid for 18 bytes of reads.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_0_quants(b: *const u8) -> (__m128i, __m128i) {
+    // SAFETY: bytes 2..18 of the block are its quants.
+    let q = _mm256_sub_epi8(unsafe { nibbles(b.add(2)) }, _mm256_set1_epi8(8));
+    (_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1))
+}
+
+/// A Q4_1 block's quants (0..16).
+///
+/// # Safety
+/// `b` must be valid for 20 bytes of reads.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_1_quants(b: *const u8) -> (__m128i, __m128i) {
+    // SAFETY: bytes 4..20 of the block are its quants.
+    let q = unsafe { nibbles(b.add(4)) };
+    (_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn axpy_q8_0(row: &[u8], h: f32, y: &mut [f32]) {
+    axpy_pairs(row, h, y, 34, q8_0_quants);
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn axpy_q4_0(row: &[u8], h: f32, y: &mut [f32]) {
+    axpy_pairs(row, h, y, 18, q4_0_quants);
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn axpy_q4_1(row: &[u8], h: f32, y: &mut [f32]) {
+    let hv = _mm_set1_ps(h);
+    for (o, b) in y.chunks_exact_mut(QK).zip(row.chunks_exact(20)) {
+        // SAFETY: `b` is one 20-byte block: d, m, then 16 quant bytes; `o` is 32
+        // floats borrowed mutably.
+        unsafe {
+            let p = b.as_ptr();
+            let (d, m) = f16x2(f16_bits(p), f16_bits(p.add(2)), hv);
+            let (lo, hi) = q4_1_quants(p);
+            axpy_i8x32::<true>(lo, hi, d, m, o.as_mut_ptr());
         }
     }
 }

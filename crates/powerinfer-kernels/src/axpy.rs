@@ -2,7 +2,7 @@
 
 use crate::context::{check_idx, check_len};
 use crate::dispatch::axpy;
-use crate::{KernelError, Kernels, Matrix};
+use crate::{Isa, KernelError, Kernels, Matrix, WType};
 
 impl Kernels {
     /// `y += Σ_k h[k] · Wt[idx[k]]`: the down projection of the active neurons, with the
@@ -116,9 +116,31 @@ impl Kernels {
         let bytes = idx.len().saturating_mul(wt.row_bytes());
         self.par_tiles(y, align, bytes, |c0, tile| {
             let c1 = c0 + tile.len();
-            for (&i, &hk) in idx.iter().zip(h) {
+            let (idx4, h4) = (idx.chunks_exact(4), h.chunks_exact(4));
+            let (idx_rest, h_rest) = (idx4.remainder(), h4.remainder());
+            for (i, hk) in idx4.zip(h4) {
+                let rows = [0, 1, 2, 3].map(|r| wt.row_cols(i[r] as usize, c0, c1));
+                axpy4(isa, wtype, rows, [hk[0], hk[1], hk[2], hk[3]], tile);
+            }
+            for (&i, &hk) in idx_rest.iter().zip(h_rest) {
                 axpy(isa, wtype, wt.row_cols(i as usize, c0, c1), hk, tile);
             }
         });
+    }
+}
+
+/// Four [`axpy`] calls in order, as one pass over `y` where the ISA has one (the same
+/// updates and roundings; AVX2 loads and stores `y` once per four rows).
+fn axpy4(isa: Isa, wtype: WType, rows: [&[u8]; 4], h: [f32; 4], y: &mut [f32]) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Kernels` only holds an `Isa::Avx2` after `Isa::require` confirmed
+        // AVX2, FMA and F16C at run time (as in `dispatch`).
+        Isa::Avx2 => unsafe { crate::avx2::axpy4(wtype, rows, h, y) },
+        _ => {
+            for (row, hk) in rows.into_iter().zip(h) {
+                axpy(isa, wtype, row, hk, y);
+            }
+        }
     }
 }

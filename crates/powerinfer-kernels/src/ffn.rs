@@ -1,6 +1,6 @@
 //! The sparse feed-forward block: compute only the neurons that fire.
 
-use crate::context::{check_idx, check_len, prepare};
+use crate::context::{check_idx, check_len, prefetch, prepare};
 use crate::dispatch::dot;
 use crate::q8::BlockQ8;
 use crate::{KernelError, Kernels, Matrix, WType, blocks};
@@ -173,6 +173,9 @@ impl Kernels {
         h.resize(count, 0.0);
         let per_neuron = w.gate.row_bytes() + w.up.map_or(0, |u| u.row_bytes());
         self.par_fill(h, per_neuron, |k| {
+            if k + 1 < count {
+                prefetch(w.gate.row(neuron(k + 1)));
+            }
             let i = neuron(k);
             let g =
                 dot(isa, w.gate.wtype(), w.gate.row(i), &act_g) + w.gate_bias.map_or(0.0, |b| b[i]);

@@ -1,6 +1,6 @@
 //! Row-dot operations: dense and row-gathered GEMV, and their batched (GEMM) forms.
 
-use crate::context::{check_idx, check_len, prepare};
+use crate::context::{check_idx, check_len, prefetch, prepare};
 use crate::dispatch::dot;
 use crate::q8::{Act, BlockQ8};
 use crate::{KernelError, Kernels, Matrix};
@@ -33,6 +33,9 @@ impl Kernels {
         let act = prepare(w.wtype(), x, &mut buf);
         let isa = self.isa();
         self.par_fill(y, w.row_bytes(), |k| {
+            if let Some(&next) = idx.get(k + 1) {
+                prefetch(w.row(next as usize));
+            }
             dot(isa, w.wtype(), w.row(idx[k] as usize), &act)
         });
         Ok(())
