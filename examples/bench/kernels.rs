@@ -351,7 +351,7 @@ fn splitmix(s: &mut u64) -> u64 {
 }
 
 /// Best-of-5 streaming read bandwidth (GB/s) of a `mib` MiB buffer, per thread count.
-fn measure_bandwidth(mib: usize, threads: &[usize]) -> Vec<f64> {
+pub fn measure_bandwidth(mib: usize, threads: &[usize]) -> Vec<f64> {
     let buf: Vec<u64> = (0..(mib << 20) / 8).map(|i| i as u64).collect();
     threads
         .iter()

@@ -1,8 +1,10 @@
 //! Benchmarks of this machine: `cargo run --release --example bench -- <command>`.
 //!
-//! `kernels` times the GEMV/axpy/FFN kernels against the memory read bandwidth
-//! measured in the same run (see `BENCHMARKS.md`).
+//! `kernels` times the GEMV/axpy/FFN kernels and `decode` a real model's prefill and
+//! decode, each against the memory read bandwidth measured in the same run (see
+//! `BENCHMARKS.md`).
 
+mod decode;
 mod kernels;
 
 use clap::{Parser, Subcommand};
@@ -21,10 +23,14 @@ enum Command {
     /// Kernels (gemv, gemv_rows, axpy_rows, fused FFN) per type and density, as a
     /// share of the measured memory read bandwidth.
     Kernels(kernels::Args),
+    /// Prompt prefill and decode tokens/s of a real model, dense and at calibrated FFN
+    /// densities, against the memory-bandwidth bound.
+    Decode(decode::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Kernels(args) => kernels::run(&args),
+        Command::Decode(args) => decode::run(&args),
     }
 }

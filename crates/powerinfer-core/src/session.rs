@@ -1,10 +1,11 @@
 //! The forward pass over a KV cache: prompt prefill in one batched pass, then decode.
 
-use powerinfer_kernels::{FfnScratch, Kernels, Skip};
+use powerinfer_kernels::{FfnScratch, KernelError, Kernels, Matrix, Skip};
 use rayon::prelude::*;
 
 use crate::config::Arch;
 use crate::error::KernelContext;
+use crate::gguf::TensorInfo;
 use crate::kv_cache::KvCache;
 use crate::model::{Layer, Model};
 use crate::ops::{add_bias, attend_head, norm, rope};
@@ -186,19 +187,19 @@ impl<'m> Session<'m> {
             vec![n - 1]
         };
         let out_m = model.matrix(&model.output)?;
-        let mut logits = vec![0f32; rows.len() * cfg.vocab];
-        let mut h = vec![0f32; d];
-        for (r, lrow) in rows.iter().zip(logits.chunks_exact_mut(cfg.vocab)) {
-            norm(
-                &x[r * d..(r + 1) * d],
-                &model.output_norm,
-                cfg.norm_eps,
-                &mut h,
-            );
-            self.kernels
-                .gemv(&out_m, &h, lrow)
-                .ctx(|| "output".into())?;
+        let mut hs = vec![0f32; rows.len() * d];
+        for (&r, hr) in rows.iter().zip(hs.chunks_exact_mut(d)) {
+            norm(&x[r * d..(r + 1) * d], &model.output_norm, cfg.norm_eps, hr);
         }
+        let mut logits = vec![0f32; rows.len() * cfg.vocab];
+        // Prompt logits go through the batched (f32) kernel even for one row: once per
+        // prompt, the exact logits are worth the extra time.
+        if n > 1 {
+            self.kernels.gemm(&out_m, &hs, rows.len(), &mut logits)
+        } else {
+            self.kernels.gemv(&out_m, &hs, &mut logits)
+        }
+        .ctx(|| "output".into())?;
         Ok(logits)
     }
 
@@ -211,12 +212,7 @@ impl<'m> Session<'m> {
     ) -> Result<Vec<f32>, ModelError> {
         let m = self.model.matrix(&lin.t)?;
         let mut ys = vec![0f32; n * m.rows()];
-        if n == 1 {
-            self.kernels.gemv(&m, xs, &mut ys)
-        } else {
-            self.kernels.gemm(&m, xs, n, &mut ys)
-        }
-        .ctx(|| lin.t.name.clone())?;
+        self.matmul(&m, xs, n, &mut ys).ctx(|| lin.t.name.clone())?;
         if lin.b.is_some() {
             ys.chunks_exact_mut(m.rows())
                 .for_each(|y| add_bias(y, lin.b.as_ref()));
@@ -289,7 +285,7 @@ impl<'m> Session<'m> {
         layer: &Layer,
         policy: &FfnPolicy,
         x: &mut [f32],
-        mut observer: Option<&mut FfnObserver<'_>>,
+        observer: Option<&mut FfnObserver<'_>>,
     ) -> Result<(), ModelError> {
         let cfg = self.model.config();
         let d = cfg.dim;
@@ -298,97 +294,171 @@ impl<'m> Session<'m> {
         for (xr, hr) in x.chunks_exact(d).zip(h.chunks_exact_mut(d)) {
             norm(xr, &layer.ffn_norm, cfg.norm_eps, hr);
         }
-        let w = layer.ffn.weights();
-        let (candidates, skip) = policy.layer(li);
         let mut y = vec![0f32; n * d];
-        let ctx = || format!("blk.{li}: ffn");
-        if n == 1 {
-            let active = self
-                .kernels
-                .ffn_sparse(&w, &h, candidates, skip, &mut y, &mut self.scratch)
-                .ctx(ctx)?;
-            self.stats.active[li] += active as u64;
-            if let Some(obs) = observer {
-                let fired: Vec<u32> = (self
-                    .scratch
-                    .active()
-                    .iter()
-                    .zip(self.scratch.active_values()))
-                .filter(|(_, v)| **v != 0.0)
-                .map(|(i, _)| *i)
-                .collect();
-                obs(li, &h, &fired);
+        match (policy, &layer.down) {
+            (FfnPolicy::Dense, Some(down)) => {
+                self.ffn_dense(li, layer, down, &h, &mut y, observer)?
             }
-        } else {
-            let cand = candidates.unwrap_or(&self.all_neurons);
-            let m = cand.len();
-            // Gate of every candidate for every token.
-            let mut g = vec![0f32; n * m];
-            self.kernels
-                .gemm_rows(&w.gate, &h, n, cand, &mut g)
-                .ctx(ctx)?;
-            let threshold = match skip {
-                Skip::None => f32::NEG_INFINITY,
-                Skip::Below(t) => t,
-            };
-            for (gb, _) in g.chunks_exact_mut(m).zip(0..n) {
-                for (v, &i) in gb.iter_mut().zip(cand) {
-                    *v = w.act.gate(*v + w.gate_bias.map_or(0.0, |b| b[i as usize]));
-                }
-            }
-            // The union over tokens of the neurons that pass the gate.
-            let keep = |a: f32| a.abs() > threshold;
-            let union: Vec<u32> = (0..m)
-                .filter(|&k| (0..n).any(|b| keep(g[b * m + k])))
-                .map(|k| cand[k])
-                .collect();
-            let pos_in_cand: Vec<usize> = {
-                let mut p = Vec::with_capacity(union.len());
-                let mut k = 0;
-                for &i in &union {
-                    while cand[k] != i {
-                        k += 1;
-                    }
-                    p.push(k);
-                }
-                p
-            };
-            let u_n = union.len();
-            let mut hs = vec![0f32; n * u_n];
-            if let Some(up) = &w.up {
-                self.kernels
-                    .gemm_rows(up, &h, n, &union, &mut hs)
-                    .ctx(ctx)?;
-            }
-            for b in 0..n {
-                let mut fired = Vec::new();
-                for (j, &k) in pos_in_cand.iter().enumerate() {
-                    let a = g[b * m + k];
-                    let v = if keep(a) {
-                        w.act.combine(a, hs[b * u_n + j])
-                    } else {
-                        0.0
-                    };
-                    hs[b * u_n + j] = v;
-                    if v != 0.0 {
-                        fired.push(union[j]);
-                    }
-                }
-                // Same accounting as the single-token kernel: without skipping, every
-                // candidate's down row is read.
-                self.stats.active[li] += if skip == Skip::None { u_n } else { fired.len() } as u64;
-                if let Some(obs) = observer.as_deref_mut() {
-                    obs(li, &h[b * d..(b + 1) * d], &fired);
-                }
-            }
-            self.kernels
-                .axpy_rows_batch(&w.down_t, &hs, n, &union, &mut y)
-                .ctx(ctx)?;
+            _ if n == 1 => self.ffn_single(li, layer, policy, &h, &mut y, observer)?,
+            _ => self.ffn_batch(li, layer, policy, &h, &mut y, observer)?,
         }
         for (xr, yr) in x.chunks_exact_mut(d).zip(y.chunks_exact_mut(d)) {
             add_bias(yr, layer.down_bias.as_ref());
             xr.iter_mut().zip(yr.iter()).for_each(|(a, b)| *a += b);
         }
+        Ok(())
+    }
+
+    /// `W·x` for one row of `xs` (GEMV) or several (GEMM).
+    fn matmul(&self, m: &Matrix, xs: &[f32], n: usize, ys: &mut [f32]) -> Result<(), KernelError> {
+        if n == 1 {
+            self.kernels.gemv(m, xs, ys)
+        } else {
+            self.kernels.gemm(m, xs, n, ys)
+        }
+    }
+
+    /// The baseline: every neuron, the down projection as a GEMV over the stored matrix.
+    fn ffn_dense(
+        &mut self,
+        li: usize,
+        layer: &Layer,
+        down: &TensorInfo,
+        h: &[f32],
+        y: &mut [f32],
+        observer: Option<&mut FfnObserver<'_>>,
+    ) -> Result<(), ModelError> {
+        let (d, n_ff) = (self.model.config().dim, self.model.config().n_ff);
+        let n = h.len() / d;
+        let w = layer.ffn.weights();
+        let ctx = || format!("blk.{li}: dense ffn");
+        let mut g = vec![0f32; n * n_ff];
+        self.matmul(&w.gate, h, n, &mut g).ctx(ctx)?;
+        let mut u = vec![0f32; if w.up.is_some() { n * n_ff } else { 0 }];
+        if let Some(up) = &w.up {
+            self.matmul(up, h, n, &mut u).ctx(ctx)?;
+        }
+        for (k, v) in g.iter_mut().enumerate() {
+            let i = k % n_ff;
+            let a = w.act.gate(*v + w.gate_bias.map_or(0.0, |b| b[i]));
+            *v = w.act.combine(a, u.get(k).copied().unwrap_or(0.0));
+        }
+        self.matmul(&self.model.matrix(down)?, &g, n, y).ctx(ctx)?;
+        self.stats.active[li] += (n * n_ff) as u64;
+        if let Some(obs) = observer {
+            for (hb, gb) in h.chunks_exact(d).zip(g.chunks_exact(n_ff)) {
+                let fired: Vec<u32> = (0..n_ff as u32)
+                    .filter(|&i| gb[i as usize] != 0.0)
+                    .collect();
+                obs(li, hb, &fired);
+            }
+        }
+        Ok(())
+    }
+
+    /// One token through the fused sparse kernel.
+    fn ffn_single(
+        &mut self,
+        li: usize,
+        layer: &Layer,
+        policy: &FfnPolicy,
+        h: &[f32],
+        y: &mut [f32],
+        observer: Option<&mut FfnObserver<'_>>,
+    ) -> Result<(), ModelError> {
+        let (candidates, skip) = policy.layer(li);
+        let active = self
+            .kernels
+            .ffn_sparse(
+                &layer.ffn.weights(),
+                h,
+                candidates,
+                skip,
+                y,
+                &mut self.scratch,
+            )
+            .ctx(|| format!("blk.{li}: ffn"))?;
+        self.stats.active[li] += active as u64;
+        if let Some(obs) = observer {
+            let fired: Vec<u32> = (self
+                .scratch
+                .active()
+                .iter()
+                .zip(self.scratch.active_values()))
+            .filter(|(_, v)| **v != 0.0)
+            .map(|(i, _)| *i)
+            .collect();
+            obs(li, h, &fired);
+        }
+        Ok(())
+    }
+
+    /// Several tokens: gates of every candidate for every token, then up and down over
+    /// the union of the neurons that any token keeps.
+    fn ffn_batch(
+        &mut self,
+        li: usize,
+        layer: &Layer,
+        policy: &FfnPolicy,
+        h: &[f32],
+        y: &mut [f32],
+        mut observer: Option<&mut FfnObserver<'_>>,
+    ) -> Result<(), ModelError> {
+        let d = self.model.config().dim;
+        let n = h.len() / d;
+        let w = layer.ffn.weights();
+        let (candidates, skip) = policy.layer(li);
+        let ctx = || format!("blk.{li}: ffn");
+        let cand = candidates.unwrap_or(&self.all_neurons);
+        let m = cand.len();
+        let mut g = vec![0f32; n * m];
+        self.kernels
+            .gemm_rows(&w.gate, h, n, cand, &mut g)
+            .ctx(ctx)?;
+        let threshold = match skip {
+            Skip::None => f32::NEG_INFINITY,
+            Skip::Below(t) => t,
+        };
+        for gb in g.chunks_exact_mut(m.max(1)) {
+            for (v, &i) in gb.iter_mut().zip(cand) {
+                *v = w.act.gate(*v + w.gate_bias.map_or(0.0, |b| b[i as usize]));
+            }
+        }
+        let keep = |a: f32| a.abs() > threshold;
+        // Positions (in `cand`) of the union of kept neurons, and the neurons themselves.
+        let kept: Vec<usize> = (0..m)
+            .filter(|&k| (0..n).any(|b| keep(g[b * m + k])))
+            .collect();
+        let union: Vec<u32> = kept.iter().map(|&k| cand[k]).collect();
+        let u_n = union.len();
+        let mut hs = vec![0f32; n * u_n];
+        if let Some(up) = &w.up {
+            self.kernels.gemm_rows(up, h, n, &union, &mut hs).ctx(ctx)?;
+        }
+        for b in 0..n {
+            let mut fired = Vec::new();
+            for (j, &k) in kept.iter().enumerate() {
+                let a = g[b * m + k];
+                let v = if keep(a) {
+                    w.act.combine(a, hs[b * u_n + j])
+                } else {
+                    0.0
+                };
+                hs[b * u_n + j] = v;
+                if v != 0.0 {
+                    fired.push(union[j]);
+                }
+            }
+            // Same accounting as the single-token kernel: without skipping, every
+            // candidate's down row is read.
+            self.stats.active[li] += if skip == Skip::None { u_n } else { fired.len() } as u64;
+            if let Some(obs) = observer.as_deref_mut() {
+                obs(li, &h[b * d..(b + 1) * d], &fired);
+            }
+        }
+        self.kernels
+            .axpy_rows_batch(&w.down_t, &hs, n, &union, y)
+            .ctx(ctx)?;
         Ok(())
     }
 }

@@ -65,15 +65,16 @@ fn kl_div(p: &[f32], q: &[f32]) -> f64 {
 }
 
 /// Models whose every matrix is a float type are computed in f32 throughout; quantized
-/// ones also quantize activations to 8 bits (as ggml does), and their down projection
-/// is re-quantized to Q8_0 when transposed.
+/// ones also quantize activations to 8 bits in decode (as ggml does; the FFN output
+/// `h` of SwiGLU has the widest range, ~3% here), and their sparse down projection is
+/// re-quantized to Q8_0 when transposed.
 fn tolerance(e: &Value) -> f64 {
     let quantized = e["tensor_types"]
         .as_array()
         .unwrap()
         .iter()
         .any(|t| t.as_str().unwrap().starts_with('Q'));
-    if quantized { 2.5e-2 } else { 2e-4 }
+    if quantized { 4e-2 } else { 2e-4 }
 }
 
 #[test]
@@ -91,7 +92,8 @@ fn tiny_models_match_the_reference_in_prefill_and_decode() {
             let got = s.forward_all(&toks, &FfnPolicy::Dense).unwrap();
             let err = rel_err(&got, &want);
             println!("{name} t{threads} prefill: max rel err {err:.2e}");
-            assert!(err < tolerance(e), "{name} prefill: rel err {err}");
+            // The batched path works in f32 on decoded weights for every type.
+            assert!(err < 2e-4, "{name} prefill: rel err {err}");
             // Decode: one token at a time through the KV cache.
             let mut s = Session::new(&model, k, 32);
             for (p, &t) in toks.iter().enumerate() {
@@ -123,9 +125,12 @@ fn oracle_at_zero_equals_dense_and_reports_the_reference_density() {
         for batched in [false, true] {
             let (dense, dense_stats) = run(&FfnPolicy::Dense, batched);
             let (oracle, stats) = run(&FfnPolicy::Oracle { threshold: 0.0 }, batched);
-            assert_eq!(
-                dense, oracle,
-                "{name} batched={batched}: oracle(0) must equal dense exactly"
+            // Dense reads the stored down matrix by rows (a GEMV), the oracle its
+            // transposed rows (axpy): same terms, another summation order.
+            let err = rel_err(&oracle, &dense);
+            assert!(
+                err < 1e-5,
+                "{name} batched={batched}: oracle(0) vs dense: {err}"
             );
             assert!((dense_stats.density() - 1.0).abs() < 1e-12);
             let want: Vec<f64> = e["ffn_density"]["per_layer_mean"]
@@ -163,12 +168,10 @@ fn smollm2_matches_the_reference_and_knows_paris() {
             argmax(&got),
             argmax(&want)
         );
-        // 30 layers with 8-bit activations (ggml's scheme) and a Q8_0 down projection
-        // drift from a float64 reference: 6–13% in L2 depending on rounding noise (a
-        // change of f32 summation order in attention moved it from 9% to 13%), while the
-        // next-token distributions stay within 0.01 nats.
+        // The prompt goes through the batched path, which decodes weights to f32 and
+        // keeps activations in f32: float64 agreement to f32 rounding.
         assert!(
-            err < 0.15 && l2 < 0.2 && kl < 0.02,
+            err < 1e-4 && l2 < 1e-4 && kl < 1e-8,
             "{name}: rel err {err}, L2 {l2}, KL {kl}"
         );
         // The first greedy token must agree (later ones may differ where the
@@ -178,6 +181,24 @@ fn smollm2_matches_the_reference_and_knows_paris() {
             argmax(&got),
             greedy[0].as_u64().unwrap(),
             "{name}: first greedy token"
+        );
+    }
+    // Decode (one token at a time) quantizes activations to 8 bits, as ggml does:
+    // a few percent from the reference in the logits, far less in the distribution.
+    for e in index().iter().filter(|e| e["file"] == "default") {
+        let toks = tokens(e);
+        let want = read_f32(e["logits_file"].as_str().unwrap());
+        let mut s = Session::new(&model, Kernels::new(), 64);
+        let mut got = vec![];
+        for &t in &toks {
+            got = s.forward(&[t], &FfnPolicy::Dense).unwrap();
+        }
+        let (l2, kl) = (rel_l2(&got, &want), kl_div(&want, &got));
+        println!("{} decode path: rel L2 {l2:.2e}, KL {kl:.2e}", e["name"]);
+        assert!(
+            l2 < 0.2 && kl < 0.02,
+            "{}: decode L2 {l2}, KL {kl}",
+            e["name"]
         );
     }
     // "The capital of France is" → " Paris" (token 7042), decoded greedily.

@@ -1,0 +1,124 @@
+//! `bench decode`: prompt prefill and decode speed of a real model, dense and at
+//! calibrated FFN densities, against the memory-bandwidth bound.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use powerinfer::core::calibrate::thresholds_for_density;
+use powerinfer::core::sampler::argmax;
+use powerinfer::core::{FfnPolicy, Model, Session, assets, tokenizer::Tokenizer};
+use powerinfer::kernels::Kernels;
+
+use crate::kernels::measure_bandwidth;
+
+/// Options of `bench decode`.
+#[derive(Parser, Debug)]
+pub struct Args {
+    /// GGUF model (default: the embedded SmolLM2-135M-Instruct Q4_1).
+    #[arg(long)]
+    model: Option<std::path::PathBuf>,
+    /// Thread counts to run, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    threads: Vec<usize>,
+    /// Prompt length (tokens of data/botchan.txt).
+    #[arg(long, default_value_t = 128)]
+    prompt_tokens: usize,
+    /// Decode steps to time.
+    #[arg(long, default_value_t = 64)]
+    decode_tokens: usize,
+    /// FFN densities for the calibrated threshold policy, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "0.5,0.3,0.15")]
+    densities: Vec<f64>,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the benchmark and prints the table.
+pub fn run(args: &Args) -> Result<()> {
+    let path = match &args.model {
+        Some(p) => p.clone(),
+        None => {
+            assets::ensure_assets()?;
+            assets::default_model_path()
+        }
+    };
+    let model = Model::open(&path).with_context(|| format!("loading {}", path.display()))?;
+    let tokenizer = Tokenizer::from_gguf(model.gguf())?;
+    let text = std::fs::read_to_string(assets::data_path("botchan.txt"))?;
+    let all = tokenizer.encode(&text, false)?;
+    let need = args.prompt_tokens + 256;
+    anyhow::ensure!(
+        all.len() >= need,
+        "botchan.txt has only {} tokens",
+        all.len()
+    );
+    let (calib, prompt) = (&all[..256], &all[256..need]);
+    let dense_bytes = model.dense_bytes_per_token();
+    let bw = measure_bandwidth(1024, &args.threads);
+    if !args.json {
+        println!(
+            "{}: {:.1} MB of weights read per dense decode step; prompt {} tokens, {} decode steps",
+            path.display(),
+            dense_bytes as f64 / 1e6,
+            prompt.len(),
+            args.decode_tokens
+        );
+        println!(
+            "{:<16} {:>3} {:>9} {:>12} {:>11} {:>8} {:>9} {:>10} {:>8}",
+            "policy",
+            "thr",
+            "density",
+            "prefill t/s",
+            "decode t/s",
+            "vs dense",
+            "BW GB/s",
+            "bound t/s",
+            "% bound"
+        );
+    }
+    for (&threads, &bw) in args.threads.iter().zip(&bw) {
+        let kernels = Kernels::new().with_threads(threads)?;
+        let mut policies = vec![("dense".to_string(), FfnPolicy::Dense)];
+        for &d in &args.densities {
+            let per_layer = thresholds_for_density(&model, &kernels, calib, d)?;
+            policies.push((format!("threshold:{d}"), FfnPolicy::Threshold { per_layer }));
+        }
+        let mut dense_rate = None;
+        for (name, policy) in &policies {
+            let mut s = Session::new(
+                &model,
+                kernels.clone(),
+                prompt.len() + args.decode_tokens + 1,
+            );
+            let start = Instant::now();
+            let mut logits = s.forward(prompt, policy)?;
+            let prefill = prompt.len() as f64 / start.elapsed().as_secs_f64();
+            s.reset_stats();
+            let start = Instant::now();
+            for _ in 0..args.decode_tokens {
+                logits = s.forward(&[argmax(&logits)], policy)?;
+            }
+            let decode = args.decode_tokens as f64 / start.elapsed().as_secs_f64();
+            let density = s.stats().density();
+            let dense = *dense_rate.get_or_insert(decode);
+            // The bound is for dense decoding: every weight byte once per token.
+            let bound = bw * 1e9 / dense_bytes as f64;
+            if args.json {
+                println!(
+                    "{{\"policy\":\"{name}\",\"threads\":{threads},\"density\":{density:.4},\"prefill_tok_s\":{prefill:.2},\"decode_tok_s\":{decode:.2},\"speedup\":{:.3},\"bw_gbps\":{bw:.2},\"bound_tok_s\":{bound:.2},\"dense_bytes\":{dense_bytes}}}",
+                    decode / dense
+                );
+            } else {
+                println!(
+                    "{name:<16} {threads:>3} {:>8.1}% {prefill:>12.1} {decode:>11.1} {:>7.2}x {bw:>9.1} {bound:>10.1} {:>7.0}%",
+                    100.0 * density,
+                    decode / dense,
+                    100.0 * decode / bound
+                );
+            }
+        }
+    }
+    Ok(())
+}
