@@ -36,7 +36,13 @@ pub fn thresholds_for_density(
         if err.is_some() {
             return;
         }
-        let w = model.layers[layer].ffn.weights();
+        let w = match model.ffn_weights(&model.layers[layer]) {
+            Ok(w) => w,
+            Err(e) => {
+                err = Some(e);
+                return;
+            }
+        };
         match kernels
             .gemv(&w.gate, x, &mut gate_out)
             .ctx(|| format!("blk.{layer}: calibration gate"))

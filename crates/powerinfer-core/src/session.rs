@@ -295,7 +295,7 @@ impl<'m> Session<'m> {
             norm(xr, &layer.ffn_norm, cfg.norm_eps, hr);
         }
         let mut y = vec![0f32; n * d];
-        match (policy, &layer.down) {
+        match (policy, &layer.ffn.down) {
             (FfnPolicy::Dense, Some(down)) => {
                 self.ffn_dense(li, layer, down, &h, &mut y, observer)?
             }
@@ -330,7 +330,7 @@ impl<'m> Session<'m> {
     ) -> Result<(), ModelError> {
         let (d, n_ff) = (self.model.config().dim, self.model.config().n_ff);
         let n = h.len() / d;
-        let w = layer.ffn.weights();
+        let w = self.model.ffn_weights(layer)?;
         let ctx = || format!("blk.{li}: dense ffn");
         let mut g = vec![0f32; n * n_ff];
         self.matmul(&w.gate, h, n, &mut g).ctx(ctx)?;
@@ -370,7 +370,7 @@ impl<'m> Session<'m> {
         let active = self
             .kernels
             .ffn_sparse(
-                &layer.ffn.weights(),
+                &self.model.ffn_weights(layer)?,
                 h,
                 candidates,
                 skip,
@@ -406,7 +406,7 @@ impl<'m> Session<'m> {
     ) -> Result<(), ModelError> {
         let d = self.model.config().dim;
         let n = h.len() / d;
-        let w = layer.ffn.weights();
+        let w = self.model.ffn_weights(layer)?;
         let (candidates, skip) = policy.layer(li);
         let ctx = || format!("blk.{li}: ffn");
         let cand = candidates.unwrap_or(&self.all_neurons);
