@@ -547,3 +547,199 @@ fn axpy_q4_1(row: &[u8], h: f32, y: &mut [f32]) {
         }
     }
 }
+
+/// Decodes a row of `wtype` to f32 into `out` (as many whole blocks as both hold), with
+/// exactly the arithmetic of `blocks::decode_row` (the same products and sums, in the
+/// same order), vectorized for the quantized types.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn decode_row(wtype: WType, row: &[u8], out: &mut [f32]) {
+    match wtype {
+        WType::Q8_0 => decode_blocks::<false>(row, out, 34, q8_0_quants),
+        WType::Q4_0 => decode_blocks::<false>(row, out, 18, q4_0_quants),
+        WType::Q4_1 => decode_blocks::<true>(row, out, 20, q4_1_quants),
+        _ => crate::blocks::decode_row(wtype, row, out),
+    }
+}
+
+/// [`decode_row`] over `bb`-byte blocks: `d·q` (then `+ m` when `MIN`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn decode_blocks<const MIN: bool>(
+    row: &[u8],
+    out: &mut [f32],
+    bb: usize,
+    quants: unsafe fn(*const u8) -> (__m128i, __m128i),
+) {
+    let n = (row.len() / bb).min(out.len() / QK);
+    let (w, op) = (row.as_ptr(), out.as_mut_ptr());
+    for i in 0..n {
+        // SAFETY: i < n: block i (`bb` bytes at bb·i) is within `row` and values
+        // QK·i..QK·(i + 1) are within `out`, which is borrowed mutably.
+        unsafe {
+            let p = w.add(bb * i);
+            let mbits = if MIN { f16_bits(p.add(2)) } else { 0 };
+            let (d, m) = f16x2(f16_bits(p), mbits, _mm_set1_ps(1.0));
+            let (dv, mv) = (_mm256_set1_ps(d), _mm256_set1_ps(m));
+            let (lo, hi) = quants(p);
+            let lanes = [lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)];
+            for (k, lane) in lanes.into_iter().enumerate() {
+                let v = _mm256_mul_ps(dv, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lane)));
+                let v = if MIN { _mm256_add_ps(v, mv) } else { v };
+                _mm256_storeu_ps(op.add(QK * i + 8 * k), v);
+            }
+        }
+    }
+}
+
+use crate::dispatch::GEMM_ROWS;
+/// Tokens per register block of [`dot_f32_rows`].
+const GEMM_TOKENS: usize = 3;
+
+/// `out[r·n + t] = w[r] · xs[t·cols ..][.. cols]` for every row `r < w.len()` (at most
+/// [`GEMM_ROWS`]; more are ignored) and token `t < n`, where `n = out.len() / w.len()`
+/// (tokens beyond `xs` are left alone).
+///
+/// Every output has exactly the arithmetic of `dot(F32, w[r], xs[t])` (the same four
+/// accumulator chains, the same final sums), whatever block it falls in; the block
+/// only shares loads: each x chunk is loaded once per rows block, each w chunk once per
+/// token group, for `R × T` independent FMA chains.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn dot_f32_rows(w: &[&[f32]], xs: &[f32], cols: usize, out: &mut [f32]) {
+    let rows = w.len().min(GEMM_ROWS);
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    let n = (out.len() / rows).min(xs.len() / cols);
+    let ld = out.len() / rows;
+    let mut t = 0;
+    while t < n {
+        let tt = (n - t).min(GEMM_TOKENS);
+        let x = |k: usize| &xs[(t + k) * cols..(t + k + 1) * cols];
+        match (rows, tt) {
+            (4, 3) => put(
+                out,
+                ld,
+                t,
+                dot_block([w[0], w[1], w[2], w[3]], [x(0), x(1), x(2)]),
+            ),
+            (4, 2) => put(
+                out,
+                ld,
+                t,
+                dot_block([w[0], w[1], w[2], w[3]], [x(0), x(1)]),
+            ),
+            (4, _) => put(out, ld, t, dot_block([w[0], w[1], w[2], w[3]], [x(0)])),
+            (3, 3) => put(
+                out,
+                ld,
+                t,
+                dot_block([w[0], w[1], w[2]], [x(0), x(1), x(2)]),
+            ),
+            (3, 2) => put(out, ld, t, dot_block([w[0], w[1], w[2]], [x(0), x(1)])),
+            (3, _) => put(out, ld, t, dot_block([w[0], w[1], w[2]], [x(0)])),
+            (2, 3) => put(out, ld, t, dot_block([w[0], w[1]], [x(0), x(1), x(2)])),
+            (2, 2) => put(out, ld, t, dot_block([w[0], w[1]], [x(0), x(1)])),
+            (2, _) => put(out, ld, t, dot_block([w[0], w[1]], [x(0)])),
+            (_, 3) => put(out, ld, t, dot_block([w[0]], [x(0), x(1), x(2)])),
+            (_, 2) => put(out, ld, t, dot_block([w[0]], [x(0), x(1)])),
+            (_, _) => put(out, ld, t, dot_block([w[0]], [x(0)])),
+        }
+        t += tt;
+    }
+}
+
+/// Stores an `R × T` block at column `t` of the `ld`-wide rows of `out`.
+#[inline]
+fn put<const R2: usize, const T: usize>(out: &mut [f32], ld: usize, t: usize, v: [[f32; T]; R2]) {
+    for (r, vr) in v.iter().enumerate() {
+        out[r * ld + t..r * ld + t + T].copy_from_slice(vr);
+    }
+}
+
+/// Adds chunk `j` (8 values) of every `w` row times every `x` into `acc`.
+///
+/// # Safety
+/// Every pointer must be valid for 8 floats of reads from offset `j`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn fma_chunk<const R2: usize, const T: usize>(
+    acc: &mut [[__m256; T]; R2],
+    w: &[*const f32; R2],
+    x: &[*const f32; T],
+    j: usize,
+) {
+    // SAFETY: the caller guarantees 8 floats at offset j of every pointer.
+    let xv = x.map(|p| unsafe { _mm256_loadu_ps(p.add(j)) });
+    for r in 0..R2 {
+        // SAFETY: as above.
+        let wv = unsafe { _mm256_loadu_ps(w[r].add(j)) };
+        for t in 0..T {
+            acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
+        }
+    }
+}
+
+/// `w[r] · x[t]` for an `R × T` block, each with the arithmetic of `dot_float::<F32>`:
+/// accumulator `k` of 4 sums chunks `8k, 8k + 32, …` of the whole 32-value groups (the
+/// first one then also the remaining whole 8-value chunks), the result is
+/// `hsum((a0 + a1) + (a2 + a3))` plus the scalar dot of the last `len % 8` values. Here
+/// the four accumulators are run one after another (four strided passes over data in
+/// L1) so that `R × T` of them fit in registers at a time.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_block<const R2: usize, const T: usize>(w: [&[f32]; R2], x: [&[f32]; T]) -> [[f32; T]; R2] {
+    let len = w
+        .iter()
+        .map(|r| r.len())
+        .chain(x.iter().map(|v| v.len()))
+        .min()
+        .unwrap_or(0);
+    let (full, whole) = (len / 32 * 32, len / 8 * 8);
+    let (wp, xp) = (w.map(<[f32]>::as_ptr), x.map(<[f32]>::as_ptr));
+    let zero = [[_mm256_setzero_ps(); T]; R2];
+    let (mut s01, mut s23) = (zero, zero);
+    for k in 0..4 {
+        let mut acc = zero;
+        let mut j = 8 * k;
+        while j < full {
+            // SAFETY: j + 8 <= full <= len: 8 values of every row and token.
+            unsafe { fma_chunk(&mut acc, &wp, &xp, j) };
+            j += 32;
+        }
+        if k == 0 {
+            let mut j = full;
+            while j < whole {
+                // SAFETY: j + 8 <= whole <= len, as above.
+                unsafe { fma_chunk(&mut acc, &wp, &xp, j) };
+                j += 8;
+            }
+        }
+        for r in 0..R2 {
+            for t in 0..T {
+                match k {
+                    0 => s01[r][t] = acc[r][t],
+                    1 => s01[r][t] = _mm256_add_ps(s01[r][t], acc[r][t]),
+                    2 => s23[r][t] = acc[r][t],
+                    _ => s23[r][t] = _mm256_add_ps(s23[r][t], acc[r][t]),
+                }
+            }
+        }
+    }
+    let mut res = [[0f32; T]; R2];
+    for r in 0..R2 {
+        for t in 0..T {
+            let sum = hsum(_mm256_add_ps(s01[r][t], s23[r][t]));
+            // An empty tail adds nothing (skipped: it is a call per output).
+            res[r][t] = if whole < len {
+                let tail = Act {
+                    f: &x[t][whole..len],
+                    q: &[],
+                };
+                let wt: &[u8] = bytemuck::cast_slice(&w[r][whole..len]);
+                sum + crate::scalar::dot(WType::F32, wt, &tail)
+            } else {
+                sum
+            };
+        }
+    }
+    res
+}

@@ -1,7 +1,7 @@
 //! Row-accumulate operations over a transposed matrix (the sparse down projection).
 
 use crate::context::{check_idx, check_len};
-use crate::dispatch::axpy;
+use crate::dispatch::{axpy, axpy_f32, row_f32};
 use crate::{Isa, KernelError, Kernels, Matrix, WType};
 
 impl Kernels {
@@ -70,12 +70,18 @@ impl Kernels {
         }
         let isa = self.isa();
         let wtype = wt.wtype();
+        // Each row tile is decoded to f32 once and added into every token that uses it
+        // (a zero activation adds nothing and is skipped).
         let run_tile = |c0: usize, c1: usize, part: &mut [f32]| {
             let w = c1 - c0;
+            let mut buf = Vec::new();
             for (k, &i) in idx.iter().enumerate() {
-                let row = wt.row_cols(i as usize, c0, c1);
+                let wf = row_f32(isa, wtype, wt.row_cols(i as usize, c0, c1), &mut buf, w);
                 for (b, yb) in part.chunks_exact_mut(w).enumerate() {
-                    axpy(isa, wtype, row, hs[b * m + k], yb);
+                    let h = hs[b * m + k];
+                    if h != 0.0 {
+                        axpy_f32(isa, wf, h, yb);
+                    }
                 }
             }
         };

@@ -28,6 +28,12 @@ pub fn dequantize_row(wtype: WType, row: &[u8], out: &mut [f32]) -> Result<(), K
             got: row.len(),
         });
     }
+    decode_row(wtype, row, out);
+    Ok(())
+}
+
+/// [`dequantize_row`] after its checks: decodes as many whole values as both sides hold.
+pub(crate) fn decode_row(wtype: WType, row: &[u8], out: &mut [f32]) {
     match wtype {
         WType::F32 => {
             for (o, c) in out.iter_mut().zip(row.chunks_exact(4)) {
@@ -72,7 +78,6 @@ pub fn dequantize_row(wtype: WType, row: &[u8], out: &mut [f32]) -> Result<(), K
             }
         }
     }
-    Ok(())
 }
 
 /// Encodes `values` (a whole number of blocks) as one row of `wtype`, the way ggml's

@@ -74,6 +74,17 @@ impl Kernels {
         }
     }
 
+    /// How many of `items` (each `bytes_per_item` of weights) one parallel task takes:
+    /// all of them when the work is too small to share.
+    pub(crate) fn rows_per_task(&self, items: usize, bytes_per_item: usize) -> usize {
+        let threads = self.threads();
+        if threads <= 1 || items.saturating_mul(bytes_per_item) < PAR_MIN_BYTES {
+            items.max(1)
+        } else {
+            items.div_ceil(threads * 4).max(1)
+        }
+    }
+
     /// Fills `out[k] = f(k)` for every k, split over threads in contiguous runs when
     /// the work (`bytes_per_item` each) is large enough. Each item is computed by one
     /// thread, so the result does not depend on the thread count.

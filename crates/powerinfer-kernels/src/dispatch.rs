@@ -33,3 +33,74 @@ pub(crate) fn axpy(isa: Isa, wtype: WType, row: &[u8], h: f32, y: &mut [f32]) {
         Isa::Avx2 => scalar::axpy(wtype, row, h, y),
     }
 }
+
+/// `w · x` over f32 weights (rows decoded once and reused, as the batched kernels do).
+#[inline]
+pub(crate) fn dot_f32(isa: Isa, w: &[f32], x: &[f32]) -> f32 {
+    dot(
+        isa,
+        WType::F32,
+        bytemuck::cast_slice(w),
+        &Act { f: x, q: &[] },
+    )
+}
+
+/// `y += h · w` over f32 weights.
+#[inline]
+pub(crate) fn axpy_f32(isa: Isa, w: &[f32], h: f32, y: &mut [f32]) {
+    axpy(isa, WType::F32, bytemuck::cast_slice(w), h, y)
+}
+
+/// Weight rows per block of [`dot_f32_rows`] (callers pass at most this many).
+pub(crate) const GEMM_ROWS: usize = 4;
+
+/// `out[r·n + t] = w[r] · xs[t·cols ..][.. cols]` for every row `r < w.len()` (at most
+/// [`GEMM_ROWS`]) and token `t < n = out.len() / w.len()`: each output with exactly the
+/// arithmetic of [`dot_f32`]`(isa, w[r], x_t)`, however rows are grouped into calls.
+/// AVX2 computes a register block of rows × tokens at a time (loads shared).
+#[inline]
+pub(crate) fn dot_f32_rows(isa: Isa, w: &[&[f32]], xs: &[f32], cols: usize, out: &mut [f32]) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`: the ISA was verified when the context was built.
+        Isa::Avx2 => unsafe { crate::avx2::dot_f32_rows(w, xs, cols, out) },
+        _ => {
+            let rows = w.len().min(GEMM_ROWS);
+            if rows == 0 {
+                return;
+            }
+            let n = out.len() / rows;
+            for (wr, yr) in w.iter().zip(out.chunks_exact_mut(n)) {
+                for (y, x) in yr.iter_mut().zip(xs.chunks_exact(cols.max(1))) {
+                    *y = dot_f32(isa, wr, x);
+                }
+            }
+        }
+    }
+}
+
+/// Row `row` of `wtype` as f32: borrowed when it already is f32 (aligned), else
+/// decoded into `buf` (vectorized at AVX2, the same values at every ISA). Why: batched
+/// kernels decode a weight row once and reuse it for every token, instead of decoding
+/// it per token.
+pub(crate) fn row_f32<'a>(
+    isa: Isa,
+    wtype: WType,
+    row: &'a [u8],
+    buf: &'a mut Vec<f32>,
+    values: usize,
+) -> &'a [f32] {
+    if wtype == WType::F32
+        && let Ok(v) = bytemuck::try_cast_slice::<u8, f32>(row)
+    {
+        return v;
+    }
+    buf.resize(values, 0.0);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`: the ISA was verified when the context was built.
+        Isa::Avx2 => unsafe { crate::avx2::decode_row(wtype, row, buf) },
+        _ => crate::blocks::decode_row(wtype, row, buf),
+    }
+    buf
+}

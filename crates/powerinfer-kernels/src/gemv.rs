@@ -1,8 +1,7 @@
 //! Row-dot operations: dense and row-gathered GEMV, and their batched (GEMM) forms.
 
 use crate::context::{check_idx, check_len, prefetch, prepare};
-use crate::dispatch::dot;
-use crate::q8::{Act, BlockQ8};
+use crate::dispatch::{GEMM_ROWS, dot, dot_f32_rows, row_f32};
 use crate::{KernelError, Kernels, Matrix};
 
 impl Kernels {
@@ -90,28 +89,41 @@ impl Kernels {
         if n == 0 || m == 0 {
             return Ok(());
         }
-        let bufs: Vec<Vec<BlockQ8>> = xs
-            .chunks_exact(cols.max(1))
-            .map(|x| {
-                let mut b = Vec::new();
-                prepare(w.wtype(), x, &mut b);
-                b
-            })
-            .collect();
-        let acts: Vec<Act> = xs
-            .chunks_exact(cols.max(1))
-            .zip(&bufs)
-            .map(|(f, q)| Act { f, q })
-            .collect();
-        // Output transposed (m × n) so each thread owns whole weight rows, then
-        // transposed back.
+        // Output transposed (m × n) so each task owns whole weight rows; each row is
+        // decoded to f32 once and dotted with all n inputs (in f32: batched results are
+        // at least as exact as the single-token ones with 8-bit activations).
         let mut yt = vec![0f32; m * n];
         let isa = self.isa();
+        let wtype = w.wtype();
         let row_of = |k: usize| idx.map_or(k, |i| i[k] as usize);
-        self.par_fill(&mut yt, w.row_bytes(), |e| {
-            let (k, b) = (e / n, e % n);
-            dot(isa, w.wtype(), w.row(row_of(k)), &acts[b])
-        });
+        // Rows go in blocks of GEMM_ROWS through one register-blocked kernel; every
+        // output has the same arithmetic whatever block or task it falls in, so results
+        // do not depend on the thread count, and gemm_rows equals gemm.
+        let run = |k0: usize, out: &mut [f32]| {
+            let mut bufs: [Vec<f32>; GEMM_ROWS] = Default::default();
+            for (b, block) in out.chunks_mut(GEMM_ROWS * n).enumerate() {
+                let j0 = k0 + b * GEMM_ROWS;
+                let mut ws: [&[f32]; GEMM_ROWS] = [&[]; GEMM_ROWS];
+                let rows = block.len() / n;
+                for ((wr, buf), j) in ws.iter_mut().zip(bufs.iter_mut()).zip(j0..j0 + rows) {
+                    *wr = row_f32(isa, wtype, w.row(row_of(j)), buf, cols);
+                }
+                dot_f32_rows(isa, &ws[..rows], xs, cols, block);
+            }
+        };
+        let rows_per_task = self
+            .rows_per_task(m, w.row_bytes().saturating_mul(n))
+            .next_multiple_of(GEMM_ROWS);
+        if rows_per_task >= m {
+            run(0, &mut yt);
+        } else {
+            use rayon::prelude::*;
+            self.install(|| {
+                yt.par_chunks_mut(rows_per_task * n)
+                    .enumerate()
+                    .for_each(|(c, out)| run(c * rows_per_task, out))
+            });
+        }
         for (k, yr) in yt.chunks_exact(n).enumerate() {
             for (b, &v) in yr.iter().enumerate() {
                 ys[b * m + k] = v;

@@ -106,50 +106,80 @@ fn axpy_rows_matches_reference_for_every_index_list() {
     }
 }
 
+/// Batched forms decode each weight row once and work in f32, so they match exact
+/// math to f32 rounding for every type (the single-token forms quantize activations
+/// for quantized types), and equal the single-token forms exactly for F32.
 #[test]
-fn batched_forms_equal_their_single_token_forms() {
+fn batched_forms_match_reference_and_single_token_forms() {
     for isa in isas() {
-        let k = kernels(isa, 2);
-        for wtype in WType::ALL {
-            let (rows, cols, n) = (45, 128, 5);
-            let m = TestMatrix::random(wtype, rows, cols, 21);
-            let xs = random_vec(n * cols, 22);
-            let idx = random_idx(rows, 0.4, 23);
-            let mut ys = vec![0f32; n * rows];
-            k.gemm(&m.matrix(), &xs, n, &mut ys).unwrap();
-            let mut ysr = vec![0f32; n * idx.len()];
-            k.gemm_rows(&m.matrix(), &xs, n, &idx, &mut ysr).unwrap();
-            for b in 0..n {
-                let x = &xs[b * cols..(b + 1) * cols];
-                let mut y = vec![0f32; rows];
-                k.gemv(&m.matrix(), x, &mut y).unwrap();
-                assert_eq!(
-                    &ys[b * rows..(b + 1) * rows],
-                    &y[..],
-                    "gemm {isa} {wtype} token {b}"
-                );
-                let mut yr = vec![0f32; idx.len()];
-                k.gemv_rows(&m.matrix(), x, &idx, &mut yr).unwrap();
-                assert_eq!(
-                    &ysr[b * idx.len()..(b + 1) * idx.len()],
-                    &yr[..],
-                    "gemm_rows {isa} {wtype}"
-                );
-            }
-            let hs = random_vec(n * idx.len(), 24);
-            let mut yb = random_vec(n * cols, 25);
-            let y0 = yb.clone();
-            k.axpy_rows_batch(&m.matrix(), &hs, n, &idx, &mut yb)
-                .unwrap();
-            for b in 0..n {
-                let mut y = y0[b * cols..(b + 1) * cols].to_vec();
-                let h = &hs[b * idx.len()..(b + 1) * idx.len()];
-                k.axpy_rows(&m.matrix(), h, &idx, &mut y).unwrap();
-                assert_eq!(
-                    &yb[b * cols..(b + 1) * cols],
-                    &y[..],
-                    "axpy_rows_batch {isa} {wtype} token {b}"
-                );
+        for threads in [1, 2] {
+            let k = kernels(isa, threads);
+            for wtype in WType::ALL {
+                let (rows, cols, n) = (45, 128, 5);
+                let m = TestMatrix::random(wtype, rows, cols, 21);
+                let xs = random_vec(n * cols, 22);
+                let idx = random_idx(rows, 0.4, 23);
+                let mut ys = vec![0f32; n * rows];
+                k.gemm(&m.matrix(), &xs, n, &mut ys).unwrap();
+                let mut ysr = vec![0f32; n * idx.len()];
+                k.gemm_rows(&m.matrix(), &xs, n, &idx, &mut ysr).unwrap();
+                for b in 0..n {
+                    let x = &xs[b * cols..(b + 1) * cols];
+                    for r in 0..rows {
+                        let (want, scale) = dot64(m.row(r), x);
+                        assert_close(
+                            &format!("gemm {isa} t{threads} {wtype} token {b} row {r}"),
+                            ys[b * rows + r],
+                            want,
+                            scale,
+                            ISA_TOL,
+                        );
+                    }
+                    for (j, &i) in idx.iter().enumerate() {
+                        assert_eq!(
+                            ysr[b * idx.len() + j],
+                            ys[b * rows + i as usize],
+                            "gemm_rows {isa} {wtype}"
+                        );
+                    }
+                    if wtype == WType::F32 {
+                        let mut y = vec![0f32; rows];
+                        k.gemv(&m.matrix(), x, &mut y).unwrap();
+                        assert_eq!(
+                            &ys[b * rows..(b + 1) * rows],
+                            &y[..],
+                            "gemm = gemv {isa} {wtype}"
+                        );
+                    }
+                }
+                let mut hs = random_vec(n * idx.len(), 24);
+                hs[1] = 0.0; // zero activations are skipped, which must not change anything
+                let mut yb = random_vec(n * cols, 25);
+                let y0 = yb.clone();
+                k.axpy_rows_batch(&m.matrix(), &hs, n, &idx, &mut yb)
+                    .unwrap();
+                for b in 0..n {
+                    let h = &hs[b * idx.len()..(b + 1) * idx.len()];
+                    let y0b = &y0[b * cols..(b + 1) * cols];
+                    for (c, (want, scale)) in axpy64(&m, h, &idx, y0b).into_iter().enumerate() {
+                        assert_close(
+                            &format!("axpy_rows_batch {isa} {wtype} token {b} col {c}"),
+                            yb[b * cols + c],
+                            want,
+                            scale,
+                            ISA_TOL,
+                        );
+                    }
+                    if wtype == WType::F32 {
+                        let mut y = y0b.to_vec();
+                        k.axpy_rows(&m.matrix(), h, &idx, &mut y).unwrap();
+                        assert_eq!(
+                            &yb[b * cols..(b + 1) * cols],
+                            &y[..],
+                            "batch = single {isa} {wtype}"
+                        );
+                    }
+                }
             }
         }
     }
