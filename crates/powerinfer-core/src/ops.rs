@@ -3,6 +3,8 @@
 //! Why scalar Rust: these touch O(dim) or O(context) values per token, next to the
 //! O(dim²) weight streaming in the kernels; clarity wins here.
 
+use powerinfer_kernels::{KernelError, Kernels, Matrix, WType};
+
 use crate::model::Norm;
 
 /// RMSNorm (`b` absent) or LayerNorm (`b` present) of `x` into `out`.
@@ -54,48 +56,46 @@ pub(crate) fn softmax(x: &mut [f32]) {
     }
 }
 
-/// `a · b` with eight independent partial sums, so the compiler vectorizes it.
-fn dot8(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-/// One query head against keys/values `0..len` of its KV head: `out = softmax(q·Kᵀ/√hd)·V`.
+/// One query head against keys/values `0..len` of its KV head:
+/// `out = softmax(q·Kᵀ/√hd)·V`, with `K`, `V` read in place from the cache rows
+/// (`kv_dim` floats apart, this head's slice at `kv_off`) by the f32 kernels.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn attend_head(
+    kernels: &Kernels,
     q: &[f32],
     keys: &[f32],
     values: &[f32],
     kv_dim: usize,
     kv_off: usize,
+    positions: &[u32],
     out: &mut [f32],
     scores: &mut Vec<f32>,
-) {
+) -> Result<(), KernelError> {
     let hd = q.len();
+    let len = keys.len() / kv_dim;
+    fn view(
+        rows: &[f32],
+        len: usize,
+        hd: usize,
+        kv_dim: usize,
+        kv_off: usize,
+    ) -> Result<Matrix<'_>, KernelError> {
+        Matrix::strided(
+            WType::F32,
+            len,
+            hd,
+            kv_dim * 4,
+            bytemuck::cast_slice(&rows[kv_off..]),
+        )
+    }
+    scores.resize(len, 0.0);
+    kernels.gemv(&view(keys, len, hd, kv_dim, kv_off)?, q, scores)?;
     let scale = 1.0 / (hd as f32).sqrt();
-    scores.clear();
-    scores.extend(
-        keys.chunks_exact(kv_dim)
-            .map(|k| dot8(&k[kv_off..kv_off + hd], q) * scale),
-    );
+    scores.iter_mut().for_each(|s| *s *= scale);
     softmax(scores);
     out.fill(0.0);
-    for (v, &p) in values.chunks_exact(kv_dim).zip(scores.iter()) {
-        for (o, x) in out.iter_mut().zip(&v[kv_off..kv_off + hd]) {
-            *o += p * x;
-        }
-    }
+    let values = view(values, len, hd, kv_dim, kv_off)?;
+    kernels.axpy_rows(&values, scores, &positions[..len], out)
 }
 
 /// `y += b` elementwise when a bias is present.

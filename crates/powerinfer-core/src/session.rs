@@ -39,17 +39,20 @@ impl FfnStats {
 /// Called once per layer and token with the FFN input (normalised hidden state) and
 /// the neurons that fired (nonzero activation, ascending). Why: activation statistics and predictor training data come
 /// from exactly what the forward pass computed, with no second pass.
-pub type FfnObserver<'a> = dyn FnMut(usize, &[f32], &[u32]) + 'a;
+pub type FfnObserver<'a> = dyn FnMut(usize, &[f32], &[u32]) + Send + 'a;
 
 /// One running sequence on a model: the KV cache, scratch buffers and statistics.
 pub struct Session<'m> {
     model: &'m Model,
     kernels: Kernels,
-    pool: Option<std::sync::Arc<rayon::ThreadPool>>,
     cache: KvCache,
     scratch: FfnScratch,
     stats: FfnStats,
     all_neurons: Vec<u32>,
+    /// Single-threaded kernels for work already split over the pool (attention heads).
+    serial: Kernels,
+    /// `0..ctx_len`, the index list of "every cached position".
+    positions: Vec<u32>,
 }
 
 impl<'m> Session<'m> {
@@ -58,15 +61,14 @@ impl<'m> Session<'m> {
     pub fn new(model: &'m Model, kernels: Kernels, ctx_len: usize) -> Session<'m> {
         let cfg = model.config();
         let ctx = ctx_len.clamp(1, cfg.ctx_len);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(kernels.threads())
-            .build()
-            .ok()
-            .map(std::sync::Arc::new);
+        // A one-thread pool never runs: with one thread the kernels stay on the caller.
+        let serial = kernels
+            .clone()
+            .with_threads(1)
+            .unwrap_or_else(|_| kernels.clone());
         Session {
             model,
             kernels,
-            pool,
             cache: KvCache::new(cfg.n_layers, ctx, cfg.kv_dim()),
             scratch: FfnScratch::default(),
             stats: FfnStats {
@@ -75,6 +77,8 @@ impl<'m> Session<'m> {
                 n_ff: cfg.n_ff,
             },
             all_neurons: (0..cfg.n_ff as u32).collect(),
+            serial,
+            positions: (0..ctx as u32).collect(),
         }
     }
 
@@ -141,6 +145,18 @@ impl<'m> Session<'m> {
     }
 
     fn forward_impl(
+        &mut self,
+        tokens: &[u32],
+        policy: &FfnPolicy,
+        all_logits: bool,
+        observer: Option<&mut FfnObserver<'_>>,
+    ) -> Result<Vec<f32>, ModelError> {
+        // Enter the thread pool once per pass, not once per kernel call.
+        let kernels = self.kernels.clone();
+        kernels.install(|| self.forward_in_pool(tokens, policy, all_logits, observer))
+    }
+
+    fn forward_in_pool(
         &mut self,
         tokens: &[u32],
         policy: &FfnPolicy,
@@ -252,6 +268,7 @@ impl<'m> Session<'m> {
         let (keys, values) = self.cache.layer(li, pos0 + n);
         let group = cfg.n_heads / cfg.n_kv_heads;
         let mut att = vec![0f32; n * d];
+        let (serial, positions) = (&self.serial, &self.positions);
         // One (token, head) pair per task: token b sees positions 0..=pos0+b.
         let work = |(e, out): (usize, &mut [f32])| {
             let (b, head) = (e / cfg.n_heads, e % cfg.n_heads);
@@ -259,21 +276,24 @@ impl<'m> Session<'m> {
             let qh = &q[b * d + head * hd..b * d + (head + 1) * hd];
             let mut scores = Vec::with_capacity(len);
             attend_head(
+                serial,
                 qh,
                 &keys[..len * kvd],
                 &values[..len * kvd],
                 kvd,
                 (head / group) * hd,
+                positions,
                 out,
                 &mut scores,
-            );
+            )
         };
-        match &self.pool {
-            Some(pool) if n * (pos0 + n) * d > 1 << 16 => {
-                pool.install(|| att.par_chunks_mut(hd).enumerate().for_each(work))
-            }
-            _ => att.chunks_mut(hd).enumerate().for_each(work),
+        // Runs inside the kernels' pool (see `forward_impl`).
+        if self.kernels.threads() > 1 && n * (pos0 + n) * d > 1 << 16 {
+            att.par_chunks_mut(hd).enumerate().try_for_each(work)
+        } else {
+            att.chunks_mut(hd).enumerate().try_for_each(work)
         }
+        .ctx(|| format!("blk.{li}: attention"))?;
         let o = self.project(&layer.o, &att, n)?;
         x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
         Ok(())

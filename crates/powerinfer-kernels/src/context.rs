@@ -66,8 +66,11 @@ impl Kernels {
         }
     }
 
-    /// Runs `f` inside this context's pool.
-    pub(crate) fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+    /// Runs `f` inside this context's pool. Why public: a caller that makes many
+    /// kernel calls (a whole forward pass) enters the pool once; the calls inside then
+    /// run without a hand-off per call, and the caller's own rayon work (attention
+    /// heads) shares the same threads.
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         match &self.pool {
             Some(p) => p.install(f),
             None => f(),
