@@ -1,6 +1,6 @@
 //! Row-accumulate operations over a transposed matrix (the sparse down projection).
 
-use crate::context::{check_idx, check_len};
+use crate::context::{check_idx, check_len, prefetch};
 use crate::dispatch::{axpy, axpy_f32, row_f32};
 use crate::{Isa, KernelError, Kernels, Matrix, WType};
 
@@ -124,7 +124,13 @@ impl Kernels {
             let c1 = c0 + tile.len();
             let (idx4, h4) = (idx.chunks_exact(4), h.chunks_exact(4));
             let (idx_rest, h_rest) = (idx4.remainder(), h4.remainder());
-            for (i, hk) in idx4.zip(h4) {
+            for (g, (i, hk)) in idx4.zip(h4).enumerate() {
+                // Rows are scattered: ask for the rows of the group AHEAD groups on while
+                // this one computes (a hint only; results are unchanged).
+                let next = (g + AHEAD) * 4;
+                for &r in idx.get(next..(next + 4).min(idx.len())).unwrap_or(&[]) {
+                    prefetch(wt.row_cols(r as usize, c0, c1));
+                }
                 let rows = [0, 1, 2, 3].map(|r| wt.row_cols(i[r] as usize, c0, c1));
                 axpy4(isa, wtype, rows, [hk[0], hk[1], hk[2], hk[3]], tile);
             }
@@ -134,6 +140,9 @@ impl Kernels {
         });
     }
 }
+
+/// How many groups of four rows ahead [`Kernels::axpy_rows`] prefetches.
+const AHEAD: usize = 2;
 
 /// Four [`axpy`] calls in order, as one pass over `y` where the ISA has one (the same
 /// updates and roundings; AVX2 loads and stores `y` once per four rows).
