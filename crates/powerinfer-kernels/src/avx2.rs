@@ -82,8 +82,8 @@ pub(crate) fn axpy4(wtype: WType, rows: [&[u8]; R], h: [f32; R], y: &mut [f32]) 
         WType::F16 => axpy4_float::<F16>(rows, h, y),
         WType::BF16 => axpy4_float::<BF16>(rows, h, y),
         WType::Q8_0 => axpy4_q8_0(rows, h, y),
-        WType::Q4_0 => axpy4_blocks::<false>(rows, h, y, 18, q4_0_quants),
-        WType::Q4_1 => axpy4_blocks::<true>(rows, h, y, 20, q4_1_quants),
+        WType::Q4_0 => axpy4_q4::<false>(rows, h, y),
+        WType::Q4_1 => axpy4_q4::<true>(rows, h, y),
     }
 }
 
@@ -117,63 +117,7 @@ fn axpy4_float<const T: u8>(rows: [&[u8]; R], h: [f32; R], y: &mut [f32]) {
     }
 }
 
-/// [`axpy4`] over `bb`-byte quantized blocks: scale `d` first, then (when `MIN`) the
-/// minimum `m`; `quants(block)` gives the 32 signed quants as two 16-byte halves.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn axpy4_blocks<const MIN: bool>(
-    rows: [&[u8]; R],
-    h: [f32; R],
-    y: &mut [f32],
-    bb: usize,
-    quants: unsafe fn(*const u8) -> (__m128i, __m128i),
-) {
-    let n = rows.iter().fold(y.len() / QK, |n, r| n.min(r.len() / bb));
-    let w = rows.map(<[u8]>::as_ptr);
-    let yp = y.as_mut_ptr();
-    for i in 0..n {
-        // SAFETY: i < n: block i of every row (`bb` bytes at bb·i) and values
-        // QK·i..QK·(i + 1) of `y` are in bounds; `y` is borrowed mutably.
-        unsafe {
-            let p = w.map(|r| r.add(bb * i));
-            let mut d = [_mm256_setzero_ps(); R];
-            let mut m = [_mm256_setzero_ps(); R];
-            if MIN {
-                for r in 0..R {
-                    let (dr, mr) = f16x2(f16_bits(p[r]), f16_bits(p[r].add(2)), _mm_set1_ps(h[r]));
-                    (d[r], m[r]) = (_mm256_set1_ps(dr), _mm256_set1_ps(mr));
-                }
-            } else {
-                for r in (0..R).step_by(2) {
-                    let hv = _mm_setr_ps(h[r], h[r + 1], 0.0, 0.0);
-                    let (da, db) = f16x2(f16_bits(p[r]), f16_bits(p[r + 1]), hv);
-                    (d[r], d[r + 1]) = (_mm256_set1_ps(da), _mm256_set1_ps(db));
-                }
-            }
-            let q = p.map(|pr| quants(pr));
-            for k in 0..4 {
-                let yk = yp.add(QK * i + 8 * k);
-                let mut yv = _mm256_loadu_ps(yk);
-                for r in 0..R {
-                    let half = if k < 2 { q[r].0 } else { q[r].1 };
-                    let lane = if k % 2 == 0 {
-                        half
-                    } else {
-                        _mm_srli_si128(half, 8)
-                    };
-                    let wv = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lane));
-                    yv = _mm256_fmadd_ps(d[r], wv, yv);
-                    if MIN {
-                        yv = _mm256_add_ps(yv, m[r]);
-                    }
-                }
-                _mm256_storeu_ps(yk, yv);
-            }
-        }
-    }
-}
-
-/// [`axpy4`] for Q8_0: the same updates as [`axpy4_blocks`], but each 8 quants are
+/// [`axpy4`] for Q8_0: the same updates as four [`axpy`] calls, but each 8 quants are
 /// widened straight from memory (`vpmovsxbd ymm, m64`) instead of being loaded as 16
 /// bytes and shifted into place, which saves a shuffle per 8 values per row.
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -203,6 +147,64 @@ fn axpy4_q8_0(rows: [&[u8]; R], h: [f32; R], y: &mut [f32]) {
                     yv = _mm256_fmadd_ps(d[r], wv, yv);
                 }
                 _mm256_storeu_ps(yk, yv);
+            }
+        }
+    }
+}
+
+/// [`axpy4`] for Q4_0 (`MIN = false`: `d·(q − 8)`) and Q4_1 (`MIN`: `d·q + m`): the
+/// same updates as four [`axpy`] calls, but the nibbles are widened straight from memory:
+/// `vpmovzxbd` of 8 quant bytes gives values `j..j + 8` in the low nibbles and
+/// `j + 16..j + 24` in the high ones (an `and` and a shift, no cross-lane shuffles).
+#[target_feature(enable = "avx2,fma,f16c")]
+fn axpy4_q4<const MIN: bool>(rows: [&[u8]; R], h: [f32; R], y: &mut [f32]) {
+    let (bb, qs) = if MIN { (20, 4) } else { (18, 2) };
+    let n = rows.iter().fold(y.len() / QK, |n, r| n.min(r.len() / bb));
+    let w = rows.map(<[u8]>::as_ptr);
+    let yp = y.as_mut_ptr();
+    let (low, eight) = (_mm256_set1_epi32(0x0F), _mm256_set1_epi32(8));
+    for i in 0..n {
+        // SAFETY: i < n: block i of every row (`bb` bytes at bb·i: the scale(s), then
+        // 16 quant bytes at `qs`, read as two 8-byte pieces) and values
+        // QK·i..QK·(i + 1) of `y` are in bounds; `y` is borrowed mutably.
+        unsafe {
+            let p = w.map(|r| r.add(bb * i));
+            let mut d = [_mm256_setzero_ps(); R];
+            let mut m = [_mm256_setzero_ps(); R];
+            if MIN {
+                for r in 0..R {
+                    let (dr, mr) = f16x2(f16_bits(p[r]), f16_bits(p[r].add(2)), _mm_set1_ps(h[r]));
+                    (d[r], m[r]) = (_mm256_set1_ps(dr), _mm256_set1_ps(mr));
+                }
+            } else {
+                for r in (0..R).step_by(2) {
+                    let hv = _mm_setr_ps(h[r], h[r + 1], 0.0, 0.0);
+                    let (da, db) = f16x2(f16_bits(p[r]), f16_bits(p[r + 1]), hv);
+                    (d[r], d[r + 1]) = (_mm256_set1_ps(da), _mm256_set1_ps(db));
+                }
+            }
+            for half in 0..2 {
+                // Bytes 8·half.. of the quants: values 8·half.. (low nibbles), then
+                // 16 + 8·half.. (high nibbles).
+                let b =
+                    p.map(|pr| _mm256_cvtepu8_epi32(_mm_loadl_epi64(pr.add(qs + 8 * half).cast())));
+                for (k, shift) in [(half, false), (half + 2, true)] {
+                    let yk = yp.add(QK * i + 8 * k);
+                    let mut yv = _mm256_loadu_ps(yk);
+                    for r in 0..R {
+                        let q = if shift {
+                            _mm256_srli_epi32(b[r], 4)
+                        } else {
+                            _mm256_and_si256(b[r], low)
+                        };
+                        let q = if MIN { q } else { _mm256_sub_epi32(q, eight) };
+                        yv = _mm256_fmadd_ps(d[r], _mm256_cvtepi32_ps(q), yv);
+                        if MIN {
+                            yv = _mm256_add_ps(yv, m[r]);
+                        }
+                    }
+                    _mm256_storeu_ps(yk, yv);
+                }
             }
         }
     }

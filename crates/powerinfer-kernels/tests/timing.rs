@@ -32,6 +32,8 @@ fn gemm_throughput() {
         (WType::Q4_1, 1536, 576, 128),
         (WType::Q8_0, 576, 576, 128),
         (WType::F32, 576, 576, 64),
+        (WType::F32, 576, 576, 12),
+        (WType::Q4_1, 1536, 576, 16),
     ] {
         let bytes = quantize_matrix(wtype, &values(rows * cols, 1), rows, cols).unwrap();
         let m = Matrix::new(wtype, rows, cols, &bytes).unwrap();
@@ -51,7 +53,7 @@ fn gemm_throughput() {
 fn axpy_rows_throughput() {
     let k = Kernels::new().with_threads(1).unwrap();
     let (rows, cols) = (1536, 576);
-    for wtype in [WType::Q8_0, WType::Q4_0] {
+    for wtype in [WType::Q8_0, WType::Q4_0, WType::Q4_1] {
         let bytes = quantize_matrix(wtype, &values(rows * cols, 3), rows, cols).unwrap();
         let m = Matrix::new(wtype, rows, cols, &bytes).unwrap();
         for density in [100, 30] {
