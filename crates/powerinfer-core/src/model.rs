@@ -208,13 +208,7 @@ impl Model {
 
     /// The kernel view of a tensor validated at load time.
     pub(crate) fn matrix(&self, t: &TensorInfo) -> Result<Matrix<'_>, ModelError> {
-        Matrix::new(
-            t.wtype,
-            t.rows() as usize,
-            t.cols() as usize,
-            self.file.tensor_data(t),
-        )
-        .ctx(|| format!("{}: {}", self.file.name(), t.name))
+        tensor_matrix(&self.file, t)
     }
 
     /// Row `row` of an embedding-like tensor, decoded into `out`.
@@ -233,6 +227,17 @@ impl Model {
         }
         dequantize_row(t.wtype, m.row(row), out).ctx(|| t.name.clone())
     }
+}
+
+/// A tensor of `file` as a kernel matrix (rows = `dims[1..]`, cols = `dims[0]`).
+fn tensor_matrix<'f>(file: &'f GgufFile, t: &TensorInfo) -> Result<Matrix<'f>, ModelError> {
+    Matrix::new(
+        t.wtype,
+        t.rows() as usize,
+        t.cols() as usize,
+        file.tensor_data(t),
+    )
+    .ctx(|| format!("{}: {}", file.name(), t.name))
 }
 
 /// Looks tensors up and checks them against the config.
@@ -304,13 +309,7 @@ impl Loader<'_> {
     }
 
     fn matrix(&self, t: &TensorInfo) -> Result<Matrix<'_>, ModelError> {
-        Matrix::new(
-            t.wtype,
-            t.rows() as usize,
-            t.cols() as usize,
-            self.file.tensor_data(t),
-        )
-        .ctx(|| format!("{}: {}", self.file.name(), t.name))
+        tensor_matrix(self.file, t)
     }
 
     /// Gate/up/down of layer `p`. The down projection is used as `ffn_down_t` when the
