@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use powerinfer::core::FfnPolicy;
 use powerinfer::core::assets;
-use powerinfer::core::calibrate::thresholds_for_density;
+use powerinfer::core::calibrate::{hot_neurons_for_density, thresholds_for_density};
 use powerinfer::core::engine::{Engine, EngineOptions, GenerateParams};
 use powerinfer::core::sampler::SamplerParams;
 use powerinfer::kernels::Isa;
@@ -52,8 +52,9 @@ struct Args {
     /// RNG seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// FFN policy: dense | oracle[:T] | threshold:<density>
-    /// (`threshold` calibrates per-layer cuts on data/botchan.txt).
+    /// FFN policy: dense | oracle[:T] | threshold:<density> | static:<density>
+    /// (`threshold` calibrates per-layer cuts, `static` per-layer hot neuron sets, on
+    /// the first 256 tokens of data/botchan.txt).
     #[arg(long, default_value = "dense")]
     policy: String,
     /// Worker threads (0 = one per core).
@@ -139,7 +140,17 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// `dense`, `oracle`, `oracle:<threshold>` or `threshold:<density>`.
+/// The first 256 tokens of data/botchan.txt, the calibration sample.
+fn calibration_tokens(engine: &Engine) -> Result<Vec<u32>> {
+    assets::ensure_assets()?;
+    let text = std::fs::read_to_string(assets::data_path("botchan.txt"))?;
+    let cut = text.char_indices().nth(4000).map_or(text.len(), |(i, _)| i);
+    let mut tokens = engine.tokenizer().encode(&text[..cut], false)?;
+    tokens.truncate(256);
+    Ok(tokens)
+}
+
+/// `dense`, `oracle`, `oracle:<threshold>`, `threshold:<density>` or `static:<density>`.
 fn parse_policy(spec: &str, engine: &Engine) -> Result<FfnPolicy> {
     let (name, arg) = spec
         .split_once(':')
@@ -155,16 +166,19 @@ fn parse_policy(spec: &str, engine: &Engine) -> Result<FfnPolicy> {
             threshold: arg.map_or(Ok(0.0), |a| num(Some(a)))? as f32,
         },
         "threshold" => {
-            let density = num(arg)?;
-            assets::ensure_assets()?;
-            let text = std::fs::read_to_string(assets::data_path("botchan.txt"))?;
-            let cut = text.char_indices().nth(4000).map_or(text.len(), |(i, _)| i);
-            let mut tokens = engine.tokenizer().encode(&text[..cut], false)?;
-            tokens.truncate(256);
+            let tokens = calibration_tokens(engine)?;
             let per_layer =
-                thresholds_for_density(engine.model(), engine.kernels(), &tokens, density)?;
+                thresholds_for_density(engine.model(), engine.kernels(), &tokens, num(arg)?)?;
             FfnPolicy::Threshold { per_layer }
         }
-        other => bail!("unknown policy {other:?} (dense, oracle[:T], threshold:<density>)"),
+        "static" => {
+            let tokens = calibration_tokens(engine)?;
+            let per_layer =
+                hot_neurons_for_density(engine.model(), engine.kernels(), &tokens, num(arg)?)?;
+            FfnPolicy::StaticHot { per_layer }
+        }
+        other => bail!(
+            "unknown policy {other:?} (dense, oracle[:T], threshold:<density>, static:<density>)"
+        ),
     })
 }

@@ -1,13 +1,13 @@
 //! Calibrated magnitude thresholds on the real model: they reach the density asked
 //! for on text they were not calibrated on, and the sparse model stays close to dense.
 
-use powerinfer_core::calibrate::thresholds_for_density;
+use powerinfer_core::calibrate::{hot_neurons_for_density, thresholds_for_density};
 use powerinfer_core::tokenizer::Tokenizer;
 use powerinfer_core::{FfnPolicy, Model, Session, assets};
 use powerinfer_kernels::Kernels;
 
 #[test]
-fn threshold_policy_hits_its_target_density_on_held_out_text() {
+fn calibrated_policies_hit_their_density_on_held_out_text() {
     assets::ensure_assets().expect("assets");
     let model = Model::open(assets::default_model_path()).unwrap();
     let tok = Tokenizer::from_gguf(model.gguf()).unwrap();
@@ -51,4 +51,26 @@ fn threshold_policy_hits_its_target_density_on_held_out_text() {
             "top-1 agreement {agreement} at density {density}"
         );
     }
+    // Static hot sets: exactly the asked share of neurons, never more.
+    let hot = hot_neurons_for_density(&model, &k, calib, 0.5).unwrap();
+    assert!(
+        hot.iter()
+            .all(|l| l.len() == 768 && l.windows(2).all(|w| w[0] < w[1]))
+    );
+    let mut s = Session::new(&model, k.clone(), 64);
+    let policy = FfnPolicy::StaticHot { per_layer: hot };
+    let mut agree = 0;
+    for (p, &t) in held_out.iter().enumerate() {
+        let l = s.forward(&[t], &policy).unwrap();
+        let d = &dense_logits[p * 49152..(p + 1) * 49152];
+        let am = |v: &[f32]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap();
+        agree += usize::from(am(&l) == am(d));
+    }
+    let agreement = agree as f64 / held_out.len() as f64;
+    println!(
+        "static hot 0.5: density {:.3}, top-1 agreement with dense {agreement:.3}",
+        s.stats().density()
+    );
+    assert_eq!(s.stats().density(), 0.5);
+    assert!(agreement > 0.1, "static hot set agreement {agreement}");
 }
