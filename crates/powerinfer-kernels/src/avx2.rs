@@ -18,9 +18,9 @@ pub(crate) fn dot(wtype: WType, row: &[u8], x: &Act) -> f32 {
         WType::F32 => dot_float::<F32>(row, x.f),
         WType::F16 => dot_float::<F16>(row, x.f),
         WType::BF16 => dot_float::<BF16>(row, x.f),
-        WType::Q8_0 => dot_q8_0(row, x.q),
-        WType::Q4_0 => dot_q4_0(row, x.q),
-        WType::Q4_1 => dot_q4_1(row, x.q),
+        WType::Q8_0 => dot_q8_0_r::<1>([row], None, x.q)[0],
+        WType::Q4_0 => dot_q4_0_r::<1>([row], None, x.q)[0],
+        WType::Q4_1 => dot_q4_1_r::<1>([row], None, x.q)[0],
     }
 }
 
@@ -316,33 +316,89 @@ fn axpy_float<const T: u8>(row: &[u8], h: f32, y: &mut [f32]) {
     );
 }
 
-/// The i32 lanes of `v` as floats, scaled by `d` and added to `acc`.
-#[inline]
+/// Rows per call of [`dot_rows`] (at most).
+pub(crate) const DOT_ROWS: usize = 4;
+
+/// `out[r] = rows[r] · x` for up to [`DOT_ROWS`] rows of one type (`out.len()` rows;
+/// extra rows are ignored). Each output has exactly the arithmetic of [`dot`] on its
+/// row alone, whatever rows it is grouped with: the quantized kernels below are
+/// written over a row count `R` with independent per-row lanes and accumulators, and
+/// [`dot`] is their `R = 1` case. Grouping shares the activation loads and converts the
+/// rows' scales together.
 #[target_feature(enable = "avx2,fma,f16c")]
-fn fma_i32(acc: __m256, d: f32, v: __m256i) -> __m256 {
-    _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(v), acc)
+pub(crate) fn dot_rows(wtype: WType, rows: &[&[u8]], next: &[&[u8]], x: &Act, out: &mut [f32]) {
+    let n = rows.len().min(out.len()).min(DOT_ROWS);
+    let (rows, out) = (&rows[..n], &mut out[..n]);
+    let bb = match wtype {
+        WType::Q8_0 => 34,
+        WType::Q4_0 => 18,
+        WType::Q4_1 => 20,
+        _ => 0,
+    };
+    // Grouped only when every row has the same length (always, for the rows of one
+    // matrix); otherwise row by row, which is the same arithmetic.
+    let same = rows.iter().all(|r| r.len() == rows[0].len());
+    if bb == 0 || !same || n != DOT_ROWS {
+        for (o, row) in out.iter_mut().zip(rows) {
+            *o = dot(wtype, row, x);
+        }
+        return;
+    }
+    let r4 = [rows[0], rows[1], rows[2], rows[3]];
+    // The rows to prefetch while these run: the caller's next rows, else these.
+    let pf = std::array::from_fn(|r| next.get(r).unwrap_or(&r4[r]).as_ptr());
+    let y = match wtype {
+        WType::Q8_0 => dot_q8_0_r::<4>(r4, Some(pf), x.q),
+        WType::Q4_0 => dot_q4_0_r::<4>(r4, Some(pf), x.q),
+        _ => dot_q4_1_r::<4>(r4, Some(pf), x.q),
+    };
+    out.copy_from_slice(&y);
 }
 
-/// One Q8_0 block at `b` dotted with `xb` (`d` = both scales), added to `acc`.
+/// Prefetches byte `off` of each row at `pf` (a hint: the addresses are never read,
+/// and may lie past a row's end).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn prefetch_blocks<const R: usize>(pf: Option<[*const u8; R]>, off: usize) {
+    for p in pf.into_iter().flatten() {
+        // A prefetch never faults and reads nothing architecturally.
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off).cast());
+    }
+}
+
+/// The number of whole blocks of `bb` bytes that every one of `rows` and `xq` holds.
+fn blocks_in<const R: usize>(rows: &[&[u8]; R], xq: &[BlockQ8], bb: usize) -> usize {
+    rows.iter().fold(xq.len(), |n, r| n.min(r.len() / bb))
+}
+
+/// `v` with lane `k` broadcast to all eight lanes (`k < 8`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn lane(v: __m256, k: usize) -> __m256 {
+    _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(k as i32))
+}
+
+/// The f16 scales at `p[r] + off` of up to four rows (lanes `r`, zero past `R`),
+/// converted to f32 and times `xd`.
 ///
 /// # Safety
-/// `b` must be valid for 34 bytes of reads.
+/// Each `p[r] + off` must be valid for 2 bytes of reads.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0_block(b: *const u8, xb: &BlockQ8, d: f32, acc: __m256) -> __m256 {
-    // SAFETY: the caller guarantees 34 bytes at `b`; `xb.qs` is 32 bytes.
-    let (w, x) = unsafe {
-        (
-            _mm256_loadu_si256(b.add(2).cast()),
-            _mm256_loadu_si256(xb.qs.as_ptr().cast()),
-        )
-    };
-    // maddubs wants unsigned × signed: move w's sign onto x (ggml's trick).
-    let p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-    fma_i32(acc, d, _mm256_madd_epi16(p, _mm256_set1_epi16(1)))
+unsafe fn scales<const R: usize>(p: [*const u8; R], off: usize, xd: __m128) -> __m256 {
+    let mut h = [0u16; 4];
+    for (hr, pr) in h.iter_mut().zip(p) {
+        // SAFETY: the caller guarantees 2 readable bytes at `pr + off`.
+        *hr = unsafe { f16_bits(pr.add(off)) };
+    }
+    let lo = u64::from(h[0]) | u64::from(h[1]) << 16 | u64::from(h[2]) << 32;
+    let bits = (lo | u64::from(h[3]) << 48) as i64;
+    let d = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi64_si128(bits)), xd);
+    _mm256_castps128_ps256(d)
 }
 
-/// The 32 nibbles at `qs` as bytes: values 0..16 in the low lane, 16..32 high.
+/// The 32 nibbles at `qs` as bytes: values 0..16 in the low lane, 16..32 high (one
+/// broadcast load, then a per-lane shift: no cross-lane shuffle).
 ///
 /// # Safety
 /// `qs` must be valid for 16 bytes of reads.
@@ -351,117 +407,121 @@ unsafe fn q8_0_block(b: *const u8, xb: &BlockQ8, d: f32, acc: __m256) -> __m256 
 unsafe fn nibbles(qs: *const u8) -> __m256i {
     // SAFETY: the caller guarantees 16 readable bytes; loadu has no alignment need.
     let raw = unsafe { _mm_loadu_si128(qs.cast()) };
-    let both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
-    _mm256_and_si256(both, _mm256_set1_epi8(0x0F))
+    let both = _mm256_broadcastsi128_si256(raw);
+    let shifted = _mm256_srlv_epi32(both, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+    _mm256_and_si256(shifted, _mm256_set1_epi8(0x0F))
 }
 
-/// One Q4_0 block at `b` dotted with `xb` (`d` = both scales), added to `acc`; the
-/// `−8·Σx` offset is folded into the integer sum.
-///
-/// # Safety
-/// `b` must be valid for 18 bytes of reads.
+/// Sums pairs of i16 lanes of `v` into i32 lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_0_block(b: *const u8, xb: &BlockQ8, d: f32, acc: __m256) -> __m256 {
-    // SAFETY: the caller guarantees the block: 2 scale bytes then 16 quant bytes.
-    let w = unsafe { nibbles(b.add(2)) };
-    // SAFETY: `xb.qs` is 32 readable bytes.
-    let x = unsafe { _mm256_loadu_si256(xb.qs.as_ptr().cast()) };
-    let v = _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
-    let offset = _mm256_zextsi128_si256(_mm_cvtsi32_si128(8 * xb.sum));
-    fma_i32(acc, d, _mm256_sub_epi32(v, offset))
+fn pairs(v: __m256i) -> __m256i {
+    _mm256_madd_epi16(v, _mm256_set1_epi16(1))
 }
 
-/// Dots a row of `bb`-byte blocks two at a time (independent accumulators, scales
-/// converted in pairs) with `block(ptr, x block, scale product, acc)`.
+/// The activation block `xb`'s quants (32-byte aligned by `BlockQ8`'s layout).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_pairs(
-    row: &[u8],
+fn xq_load(xb: &BlockQ8) -> __m256i {
+    // SAFETY: `qs` is 32 readable bytes at the start of a 32-byte-aligned struct.
+    unsafe { _mm256_load_si256(xb.qs.as_ptr().cast()) }
+}
+
+/// `R` Q8_0 rows dotted with `xq` (see [`dot_rows`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q8_0_r<const R: usize>(
+    rows: [&[u8]; R],
+    pf: Option<[*const u8; R]>,
     xq: &[BlockQ8],
-    bb: usize,
-    block: unsafe fn(*const u8, &BlockQ8, f32, __m256) -> __m256,
-) -> f32 {
-    let n = (row.len() / bb).min(xq.len());
-    let w = row.as_ptr();
-    let mut acc = [_mm256_setzero_ps(); 2];
-    let mut i = 0;
-    while i + 2 <= n {
-        let (xa, xb) = (&xq[i], &xq[i + 1]);
-        // SAFETY: i + 2 <= n: blocks i and i + 1 (`bb` bytes each) are within `row`.
-        unsafe {
-            let (pa, pb) = (w.add(bb * i), w.add(bb * (i + 1)));
-            let (da, db) = f16x2(
-                f16_bits(pa),
-                f16_bits(pb),
-                _mm_setr_ps(xa.d, xb.d, 0.0, 0.0),
-            );
-            acc[0] = block(pa, xa, da, acc[0]);
-            acc[1] = block(pb, xb, db, acc[1]);
-        }
-        i += 2;
-    }
-    if i < n {
-        // SAFETY: i < n: block i is within `row`.
-        unsafe {
-            let p = w.add(bb * i);
-            let (d, _) = f16x2(f16_bits(p), 0, _mm_set1_ps(xq[i].d));
-            acc[0] = block(p, &xq[i], d, acc[0]);
+) -> [f32; R] {
+    let n = blocks_in(&rows, xq, 34);
+    let p = rows.map(<[u8]>::as_ptr);
+    let mut acc = [_mm256_setzero_ps(); R];
+    for (i, xb) in xq[..n].iter().enumerate() {
+        prefetch_blocks(pf, 34 * i);
+        let x = xq_load(xb);
+        // SAFETY: i < n: block i (34 bytes) is within every row.
+        let d = unsafe { scales(p, 34 * i, _mm_set1_ps(xb.d)) };
+        for (r, a) in acc.iter_mut().enumerate() {
+            // SAFETY: as above; the quants are bytes 2..34 of block i.
+            let w = unsafe { _mm256_loadu_si256(p[r].add(34 * i + 2).cast()) };
+            // maddubs wants unsigned × signed: move w's sign onto x (ggml's trick).
+            let v = pairs(_mm256_maddubs_epi16(
+                _mm256_sign_epi8(w, w),
+                _mm256_sign_epi8(x, w),
+            ));
+            *a = _mm256_fmadd_ps(lane(d, r), _mm256_cvtepi32_ps(v), *a);
         }
     }
-    hsum(_mm256_add_ps(acc[0], acc[1]))
+    acc.map(|a| hsum(a))
 }
 
+/// `R` Q4_0 rows dotted with `xq` (see [`dot_rows`]); the `−8·Σx` offset is folded
+/// into the integer sum.
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_q8_0(row: &[u8], xq: &[BlockQ8]) -> f32 {
-    dot_pairs(row, xq, 34, q8_0_block)
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-fn dot_q4_0(row: &[u8], xq: &[BlockQ8]) -> f32 {
-    dot_pairs(row, xq, 18, q4_0_block)
-}
-
-/// One Q4_1 block at `b` dotted with `xb`: the scaled products go into `acc`, and the
-/// `min·Σx` term into `corr`.
-///
-/// # Safety
-/// `b` must be valid for 20 bytes of reads.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_1_block(b: *const u8, xb: &BlockQ8, acc: &mut __m256, corr: &mut f32) {
-    // SAFETY: the caller guarantees the block: d, m, then 16 quant bytes.
-    let (w, (d, m)) = unsafe {
-        let dm = f16x2(f16_bits(b), f16_bits(b.add(2)), _mm_set1_ps(xb.d));
-        (nibbles(b.add(4)), dm)
-    };
-    // SAFETY: `xb.qs` is 32 readable bytes.
-    let x = unsafe { _mm256_loadu_si256(xb.qs.as_ptr().cast()) };
-    let v = _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
-    *acc = fma_i32(*acc, d, v);
-    *corr += m * xb.sum as f32;
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-fn dot_q4_1(row: &[u8], xq: &[BlockQ8]) -> f32 {
-    let n = (row.len() / 20).min(xq.len());
-    let w = row.as_ptr();
-    let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-    let (mut c0, mut c1) = (0f32, 0f32);
-    let mut i = 0;
-    while i + 2 <= n {
-        // SAFETY: i + 2 <= n: blocks i and i + 1 are within `row`.
-        unsafe {
-            q4_1_block(w.add(20 * i), &xq[i], &mut a0, &mut c0);
-            q4_1_block(w.add(20 * (i + 1)), &xq[i + 1], &mut a1, &mut c1);
+fn dot_q4_0_r<const R: usize>(
+    rows: [&[u8]; R],
+    pf: Option<[*const u8; R]>,
+    xq: &[BlockQ8],
+) -> [f32; R] {
+    let n = blocks_in(&rows, xq, 18);
+    let p = rows.map(<[u8]>::as_ptr);
+    let mut acc = [_mm256_setzero_ps(); R];
+    for (i, xb) in xq[..n].iter().enumerate() {
+        prefetch_blocks(pf, 18 * i);
+        let x = xq_load(xb);
+        let offset = _mm256_zextsi128_si256(_mm_cvtsi32_si128(8 * xb.sum));
+        // SAFETY: i < n: block i (18 bytes) is within every row.
+        let d = unsafe { scales(p, 18 * i, _mm_set1_ps(xb.d)) };
+        for (r, a) in acc.iter_mut().enumerate() {
+            // SAFETY: as above; the quants are bytes 2..18 of block i.
+            let w = unsafe { nibbles(p[r].add(18 * i + 2)) };
+            let v = _mm256_sub_epi32(pairs(_mm256_maddubs_epi16(w, x)), offset);
+            *a = _mm256_fmadd_ps(lane(d, r), _mm256_cvtepi32_ps(v), *a);
         }
-        i += 2;
     }
-    if i < n {
-        // SAFETY: i < n: block i is within `row`.
-        unsafe { q4_1_block(w.add(20 * i), &xq[i], &mut a0, &mut c0) };
+    acc.map(|a| hsum(a))
+}
+
+/// `R` Q4_1 rows dotted with `xq` (see [`dot_rows`]): the scaled products go into one
+/// accumulator per row, the `min·Σx` terms into the odd lanes of `corr` (lane
+/// `2r + 1` for row `r`; the even lanes collect unused `d·Σx` values).
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q4_1_r<const R: usize>(
+    rows: [&[u8]; R],
+    pf: Option<[*const u8; R]>,
+    xq: &[BlockQ8],
+) -> [f32; R] {
+    let n = blocks_in(&rows, xq, 20);
+    let p = rows.map(<[u8]>::as_ptr);
+    let mut acc = [_mm256_setzero_ps(); R];
+    let mut corr = _mm256_setzero_ps();
+    for (i, xb) in xq[..n].iter().enumerate() {
+        prefetch_blocks(pf, 20 * i);
+        let x = xq_load(xb);
+        let mut dm = [0i32; 4];
+        for (v, pr) in dm.iter_mut().zip(p) {
+            // SAFETY: i < n: block i (20 bytes: d, m, quants) is within every row.
+            *v = unsafe { pr.add(20 * i).cast::<i32>().read_unaligned() };
+        }
+        let bits = _mm_setr_epi32(dm[0], dm[1], dm[2], dm[3]);
+        let dm = _mm256_mul_ps(_mm256_cvtph_ps(bits), _mm256_set1_ps(xb.d));
+        corr = _mm256_add_ps(corr, _mm256_mul_ps(dm, _mm256_set1_ps(xb.sum as f32)));
+        for (r, a) in acc.iter_mut().enumerate() {
+            // SAFETY: as above; the quants are bytes 4..20 of block i.
+            let w = unsafe { nibbles(p[r].add(20 * i + 4)) };
+            let v = pairs(_mm256_maddubs_epi16(w, x));
+            *a = _mm256_fmadd_ps(lane(dm, 2 * r), _mm256_cvtepi32_ps(v), *a);
+        }
     }
-    hsum(_mm256_add_ps(a0, a1)) + (c0 + c1)
+    let mut c = [0f32; 8];
+    // SAFETY: `c` is 8 writable floats; storeu has no alignment need.
+    unsafe { _mm256_storeu_ps(c.as_mut_ptr(), corr) };
+    let mut out = [0f32; R];
+    for (r, (o, a)) in out.iter_mut().zip(acc).enumerate() {
+        *o = hsum(a) + c[2 * r + 1];
+    }
+    out
 }
 
 /// `y[..32] += d · q[..32]` (then `+ m` when `MIN`) for 32 signed bytes `q` (as two

@@ -21,6 +21,37 @@ pub(crate) fn dot(isa: Isa, wtype: WType, row: &[u8], x: &Act) -> f32 {
     }
 }
 
+/// Rows per call of [`dot_rows`] (callers pass at most this many).
+pub(crate) const DOT_ROWS: usize = 4;
+
+/// `out[r] = rows[r] · x` for `r < out.len()` (at most [`DOT_ROWS`] rows), each with
+/// exactly the arithmetic of [`dot`]`(isa, wtype, rows[r], x)`, however rows are
+/// grouped into calls. AVX2 shares the activation loads and scale conversions of a
+/// group of four quantized rows, and prefetches the rows `next` as it goes (a hint).
+#[inline]
+pub(crate) fn dot_rows(
+    isa: Isa,
+    wtype: WType,
+    rows: &[&[u8]],
+    next: &[&[u8]],
+    x: &Act,
+    out: &mut [f32],
+) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`: the ISA was verified when the context was built.
+        Isa::Avx2 => unsafe { crate::avx2::dot_rows(wtype, rows, next, x, out) },
+        _ => {
+            for row in next {
+                crate::context::prefetch(row);
+            }
+            for (o, row) in out.iter_mut().zip(rows) {
+                *o = dot(isa, wtype, row, x);
+            }
+        }
+    }
+}
+
 /// `y += h · row` at `isa` (same contract as [`dot`]).
 #[inline]
 pub(crate) fn axpy(isa: Isa, wtype: WType, row: &[u8], h: f32, y: &mut [f32]) {

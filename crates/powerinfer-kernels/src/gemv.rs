@@ -1,7 +1,8 @@
 //! Row-dot operations: dense and row-gathered GEMV, and their batched (GEMM) forms.
 
-use crate::context::{check_idx, check_len, prefetch, prepare};
-use crate::dispatch::{GEMM_ROWS, dot, dot_f32_rows, row_f32};
+use crate::context::{check_idx, check_len, prepare};
+use crate::dispatch::{DOT_ROWS, GEMM_ROWS, dot_f32_rows, dot_rows, row_f32};
+use crate::q8::Act;
 use crate::{KernelError, Kernels, Matrix};
 
 impl Kernels {
@@ -11,8 +12,7 @@ impl Kernels {
         check_len("gemv: y", w.rows(), y.len())?;
         let mut buf = Vec::new();
         let act = prepare(w.wtype(), x, &mut buf);
-        let isa = self.isa();
-        self.par_fill(y, w.row_bytes(), |r| dot(isa, w.wtype(), w.row(r), &act));
+        self.gemv_blocks(w, &act, None, y);
         Ok(())
     }
 
@@ -30,14 +30,54 @@ impl Kernels {
         check_idx(idx, w.rows())?;
         let mut buf = Vec::new();
         let act = prepare(w.wtype(), x, &mut buf);
-        let isa = self.isa();
-        self.par_fill(y, w.row_bytes(), |k| {
-            if let Some(&next) = idx.get(k + 1) {
-                prefetch(w.row(next as usize));
-            }
-            dot(isa, w.wtype(), w.row(idx[k] as usize), &act)
-        });
+        self.gemv_blocks(w, &act, Some(idx), y);
         Ok(())
+    }
+
+    /// `y[k] = W[row k]·x` where row k is `idx[k]` (or `k` without `idx`), in groups of
+    /// [`DOT_ROWS`] rows through [`dot_rows`], split over threads in runs of whole
+    /// groups. Every output has the arithmetic of the single-row dot whatever group or
+    /// task it falls in, so results do not depend on the thread count, and a gathered
+    /// gemv_rows equals the dense gemv.
+    fn gemv_blocks(&self, w: &Matrix, act: &Act, idx: Option<&[u32]>, y: &mut [f32]) {
+        let isa = self.isa();
+        let wtype = w.wtype();
+        let row_of = |k: usize| idx.map_or(k, |i| i[k] as usize);
+        let run = |k0: usize, out: &mut [f32]| {
+            let out_len = out.len();
+            for (g, ys) in out.chunks_mut(DOT_ROWS).enumerate() {
+                let j0 = k0 + g * DOT_ROWS;
+                let mut rows: [&[u8]; DOT_ROWS] = [&[]; DOT_ROWS];
+                for (r, j) in rows.iter_mut().zip(j0..j0 + ys.len()) {
+                    *r = w.row(row_of(j));
+                }
+                // The next group's rows, loaded while this one runs (interleaved rows
+                // defeat the hardware prefetcher's stream detection, and scattered
+                // rows would each start with a full memory latency).
+                let mut next: [&[u8]; DOT_ROWS] = [&[]; DOT_ROWS];
+                let after = (j0 + DOT_ROWS..j0 + 2 * DOT_ROWS).take_while(|&j| j < k0 + out_len);
+                let mut nn = 0;
+                for (r, j) in next.iter_mut().zip(after) {
+                    *r = w.row(row_of(j));
+                    nn += 1;
+                }
+                dot_rows(isa, wtype, &rows[..ys.len()], &next[..nn], act, ys);
+            }
+        };
+        let m = y.len();
+        let rows_per_task = self
+            .rows_per_task(m, w.row_bytes())
+            .next_multiple_of(DOT_ROWS);
+        if rows_per_task >= m {
+            run(0, y);
+        } else {
+            use rayon::prelude::*;
+            self.install(|| {
+                y.par_chunks_mut(rows_per_task)
+                    .enumerate()
+                    .for_each(|(c, out)| run(c * rows_per_task, out))
+            });
+        }
     }
 
     /// Batched [`Kernels::gemv`] for `n` tokens: `xs` is `n × cols`, `ys` is `n × rows`

@@ -66,3 +66,37 @@ fn gemm_blocks_equal_single_row_single_token() {
         }
     }
 }
+
+/// `gemv` and `gemv_rows` dot rows four at a time where the ISA can, and split rows
+/// over threads; every output must equal the one-row `gemv_rows` exactly, whatever
+/// group or task it falls in (for every type, ISA and thread count, with matrices large
+/// enough to be split over threads).
+#[test]
+fn gemv_groups_equal_single_row() {
+    for isa in isas() {
+        for threads in [1, 2] {
+            let k = kernels(isa, threads);
+            for wtype in WType::ALL {
+                for (rows, cols) in [(23, 96), (203, 576), (7, 32)] {
+                    let m = TestMatrix::random(wtype, rows, cols, 51);
+                    let x = random_vec(cols, 52);
+                    let mut dense = vec![0f32; rows];
+                    k.gemv(&m.matrix(), &x, &mut dense).unwrap();
+                    let idx = random_idx(rows, 0.6, 53);
+                    let mut gathered = vec![0f32; idx.len()];
+                    k.gemv_rows(&m.matrix(), &x, &idx, &mut gathered).unwrap();
+                    for (r, d) in dense.iter().enumerate() {
+                        let mut y = [0f32];
+                        k.gemv_rows(&m.matrix(), &x, &[r as u32], &mut y).unwrap();
+                        let what = format!("{isa} t{threads} {wtype} {rows}x{cols} r{r}");
+                        assert_eq!(d.to_bits(), y[0].to_bits(), "{what}");
+                    }
+                    for (g, &i) in gathered.iter().zip(&idx) {
+                        let what = format!("{isa} t{threads} {wtype} {rows}x{cols} idx {i}");
+                        assert_eq!(g.to_bits(), dense[i as usize].to_bits(), "{what}");
+                    }
+                }
+            }
+        }
+    }
+}
