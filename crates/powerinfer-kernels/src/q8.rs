@@ -32,12 +32,26 @@ pub fn quantize_q8(x: &[f32], out: &mut Vec<BlockQ8>) {
         };
         let mut sum = 0i32;
         for (q, v) in b.qs.iter_mut().zip(blk) {
-            *q = (v * id).round() as i8;
+            *q = round_i8(v * id);
             sum += *q as i32;
         }
         b.sum = sum;
         b
     }));
+}
+
+/// `v` rounded half away from zero and saturated to `i8`: exactly `v.round() as i8`
+/// (NaN gives 0), without the `roundf` library call that `f32::round` compiles to on
+/// baseline x86-64.
+#[inline]
+pub(crate) fn round_i8(v: f32) -> i8 {
+    // Clamping first keeps every value in i32 range and changes no result: anything
+    // beyond [-128, 127] saturates to the same end. NaN stays NaN, then casts to 0.
+    let c = v.clamp(-128.0, 127.0);
+    let t = c as i32; // truncation toward zero
+    let frac = c - t as f32; // exact: |c| < 2^23
+    let r = t + i32::from(frac >= 0.5) - i32::from(frac <= -0.5);
+    r as i8
 }
 
 /// An activation vector prepared for one call: the floats, and their 8-bit blocks when
@@ -48,4 +62,51 @@ pub(crate) struct Act<'a> {
     pub f: &'a [f32],
     /// `f` quantized (only for quantized weight types).
     pub q: &'a [BlockQ8],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_i8;
+
+    #[test]
+    fn round_i8_matches_round_as_i8() {
+        let mut vals = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            0.49999997,
+            -0.49999997,
+            127.5,
+            -127.5,
+            128.5,
+            -128.5,
+            -129.0,
+            1e30,
+            -1e30,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::MIN_POSITIVE,
+        ];
+        // Every f32 step around each half-integer in range, and a dense sweep.
+        for k in -260..=260 {
+            let h = k as f32 * 0.5;
+            let mut v = h;
+            for _ in 0..4 {
+                v = v.next_down();
+            }
+            for _ in 0..9 {
+                vals.push(v);
+                v = v.next_up();
+            }
+        }
+        vals.extend((0..200_000).map(|i| (i as f32 - 100_000.0) * 0.0013));
+        for v in vals {
+            assert_eq!(round_i8(v), v.round() as i8, "{v:e}");
+        }
+    }
 }
