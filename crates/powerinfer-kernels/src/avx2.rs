@@ -18,9 +18,9 @@ pub(crate) fn dot(wtype: WType, row: &[u8], x: &Act) -> f32 {
         WType::F32 => dot_float::<F32>(row, x.f),
         WType::F16 => dot_float::<F16>(row, x.f),
         WType::BF16 => dot_float::<BF16>(row, x.f),
-        WType::Q8_0 => dot_q8_0_r::<1>([row], None, x.q)[0],
-        WType::Q4_0 => dot_q4_0_r::<1>([row], None, x.q)[0],
-        WType::Q4_1 => dot_q4_1_r::<1>([row], None, x.q)[0],
+        WType::Q8_0 => dot_q8_0(row, x.q),
+        WType::Q4_0 => dot_q4_0(row, x.q),
+        WType::Q4_1 => dot_q4_1_r::<false, 1>([row], [row.as_ptr()], x.q)[0],
     }
 }
 
@@ -321,24 +321,24 @@ pub(crate) const DOT_ROWS: usize = 4;
 
 /// `out[r] = rows[r] · x` for up to [`DOT_ROWS`] rows of one type (`out.len()` rows;
 /// extra rows are ignored). Each output has exactly the arithmetic of [`dot`] on its
-/// row alone, whatever rows it is grouped with: the quantized kernels below are
-/// written over a row count `R` with independent per-row lanes and accumulators, and
-/// [`dot`] is their `R = 1` case. Grouping shares the activation loads and converts the
-/// rows' scales together.
+/// row alone, whatever rows it is grouped with: the Q4_1 kernel is written over a row
+/// count `R` with independent per-row lanes and accumulators, and [`dot`] is its
+/// `R = 1` case (other types go row by row). Grouping shares the activation loads and
+/// converts the rows' scales together; `next` (the rows the caller takes next) is
+/// prefetched as it goes, since four interleaved row streams defeat the hardware
+/// prefetcher.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot_rows(wtype: WType, rows: &[&[u8]], next: &[&[u8]], x: &Act, out: &mut [f32]) {
     let n = rows.len().min(out.len()).min(DOT_ROWS);
     let (rows, out) = (&rows[..n], &mut out[..n]);
-    let bb = match wtype {
-        WType::Q8_0 => 34,
-        WType::Q4_0 => 18,
-        WType::Q4_1 => 20,
-        _ => 0,
-    };
+    // Only Q4_1 is grouped: for Q8_0 and Q4_0 the single-row kernels (two blocks per
+    // step, two accumulators) measured as fast or faster than a four-row form on Zen 3
+    // (Q8_0 is bound by memory already; four interleaved row streams lost 20%).
+    let grouped = wtype == WType::Q4_1;
     // Grouped only when every row has the same length (always, for the rows of one
     // matrix); otherwise row by row, which is the same arithmetic.
     let same = rows.iter().all(|r| r.len() == rows[0].len());
-    if bb == 0 || !same || n != DOT_ROWS {
+    if !grouped || !same || n != DOT_ROWS {
         for (o, row) in out.iter_mut().zip(rows) {
             *o = dot(wtype, row, x);
         }
@@ -347,22 +347,19 @@ pub(crate) fn dot_rows(wtype: WType, rows: &[&[u8]], next: &[&[u8]], x: &Act, ou
     let r4 = [rows[0], rows[1], rows[2], rows[3]];
     // The rows to prefetch while these run: the caller's next rows, else these.
     let pf = std::array::from_fn(|r| next.get(r).unwrap_or(&r4[r]).as_ptr());
-    let y = match wtype {
-        WType::Q8_0 => dot_q8_0_r::<4>(r4, Some(pf), x.q),
-        WType::Q4_0 => dot_q4_0_r::<4>(r4, Some(pf), x.q),
-        _ => dot_q4_1_r::<4>(r4, Some(pf), x.q),
-    };
-    out.copy_from_slice(&y);
+    out.copy_from_slice(&dot_q4_1_r::<true, 4>(r4, pf, x.q));
 }
 
-/// Prefetches byte `off` of each row at `pf` (a hint: the addresses are never read,
-/// and may lie past a row's end).
+/// Prefetches byte `off` of each row at `pf` when `PF` (a hint: the addresses are
+/// never read, and may lie past a row's end).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn prefetch_blocks<const R: usize>(pf: Option<[*const u8; R]>, off: usize) {
-    for p in pf.into_iter().flatten() {
-        // A prefetch never faults and reads nothing architecturally.
-        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off).cast());
+fn prefetch_blocks<const PF: bool, const R: usize>(pf: [*const u8; R], off: usize) {
+    if PF {
+        for p in pf {
+            // A prefetch never faults and reads nothing architecturally.
+            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off).cast());
+        }
     }
 }
 
@@ -376,25 +373,6 @@ fn blocks_in<const R: usize>(rows: &[&[u8]; R], xq: &[BlockQ8], bb: usize) -> us
 #[target_feature(enable = "avx2,fma,f16c")]
 fn lane(v: __m256, k: usize) -> __m256 {
     _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(k as i32))
-}
-
-/// The f16 scales at `p[r] + off` of up to four rows (lanes `r`, zero past `R`),
-/// converted to f32 and times `xd`.
-///
-/// # Safety
-/// Each `p[r] + off` must be valid for 2 bytes of reads.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn scales<const R: usize>(p: [*const u8; R], off: usize, xd: __m128) -> __m256 {
-    let mut h = [0u16; 4];
-    for (hr, pr) in h.iter_mut().zip(p) {
-        // SAFETY: the caller guarantees 2 readable bytes at `pr + off`.
-        *hr = unsafe { f16_bits(pr.add(off)) };
-    }
-    let lo = u64::from(h[0]) | u64::from(h[1]) << 16 | u64::from(h[2]) << 32;
-    let bits = (lo | u64::from(h[3]) << 48) as i64;
-    let d = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi64_si128(bits)), xd);
-    _mm256_castps128_ps256(d)
 }
 
 /// The 32 nibbles at `qs` as bytes: values 0..16 in the low lane, 16..32 high (one
@@ -427,69 +405,106 @@ fn xq_load(xb: &BlockQ8) -> __m256i {
     unsafe { _mm256_load_si256(xb.qs.as_ptr().cast()) }
 }
 
-/// `R` Q8_0 rows dotted with `xq` (see [`dot_rows`]).
+/// The i32 lanes of `v` as floats, scaled by `d` and added to `acc`.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_q8_0_r<const R: usize>(
-    rows: [&[u8]; R],
-    pf: Option<[*const u8; R]>,
-    xq: &[BlockQ8],
-) -> [f32; R] {
-    let n = blocks_in(&rows, xq, 34);
-    let p = rows.map(<[u8]>::as_ptr);
-    let mut acc = [_mm256_setzero_ps(); R];
-    for (i, xb) in xq[..n].iter().enumerate() {
-        prefetch_blocks(pf, 34 * i);
-        let x = xq_load(xb);
-        // SAFETY: i < n: block i (34 bytes) is within every row.
-        let d = unsafe { scales(p, 34 * i, _mm_set1_ps(xb.d)) };
-        for (r, a) in acc.iter_mut().enumerate() {
-            // SAFETY: as above; the quants are bytes 2..34 of block i.
-            let w = unsafe { _mm256_loadu_si256(p[r].add(34 * i + 2).cast()) };
-            // maddubs wants unsigned × signed: move w's sign onto x (ggml's trick).
-            let v = pairs(_mm256_maddubs_epi16(
-                _mm256_sign_epi8(w, w),
-                _mm256_sign_epi8(x, w),
-            ));
-            *a = _mm256_fmadd_ps(lane(d, r), _mm256_cvtepi32_ps(v), *a);
-        }
-    }
-    acc.map(|a| hsum(a))
+fn fma_i32(acc: __m256, d: f32, v: __m256i) -> __m256 {
+    _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(v), acc)
 }
 
-/// `R` Q4_0 rows dotted with `xq` (see [`dot_rows`]); the `−8·Σx` offset is folded
-/// into the integer sum.
+/// One Q8_0 block at `b` dotted with `xb` (`d` = both scales), added to `acc`.
+///
+/// # Safety
+/// `b` must be valid for 34 bytes of reads.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_q4_0_r<const R: usize>(
-    rows: [&[u8]; R],
-    pf: Option<[*const u8; R]>,
+unsafe fn q8_0_block(b: *const u8, xb: &BlockQ8, d: f32, acc: __m256) -> __m256 {
+    // SAFETY: the caller guarantees 34 bytes at `b`; `xb.qs` is 32 bytes.
+    let (w, x) = unsafe {
+        (
+            _mm256_loadu_si256(b.add(2).cast()),
+            _mm256_loadu_si256(xb.qs.as_ptr().cast()),
+        )
+    };
+    // maddubs wants unsigned × signed: move w's sign onto x (ggml's trick).
+    let p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    fma_i32(acc, d, _mm256_madd_epi16(p, _mm256_set1_epi16(1)))
+}
+
+/// One Q4_0 block at `b` dotted with `xb` (`d` = both scales), added to `acc`; the
+/// `−8·Σx` offset is folded into the integer sum.
+///
+/// # Safety
+/// `b` must be valid for 18 bytes of reads.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_0_block(b: *const u8, xb: &BlockQ8, d: f32, acc: __m256) -> __m256 {
+    // SAFETY: the caller guarantees the block: 2 scale bytes then 16 quant bytes.
+    let w = unsafe { nibbles(b.add(2)) };
+    // SAFETY: `xb.qs` is 32 readable bytes.
+    let x = unsafe { _mm256_loadu_si256(xb.qs.as_ptr().cast()) };
+    let v = _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
+    let offset = _mm256_zextsi128_si256(_mm_cvtsi32_si128(8 * xb.sum));
+    fma_i32(acc, d, _mm256_sub_epi32(v, offset))
+}
+
+/// Dots a row of `bb`-byte blocks two at a time (independent accumulators, scales
+/// converted in pairs) with `block(ptr, x block, scale product, acc)`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_pairs(
+    row: &[u8],
     xq: &[BlockQ8],
-) -> [f32; R] {
-    let n = blocks_in(&rows, xq, 18);
-    let p = rows.map(<[u8]>::as_ptr);
-    let mut acc = [_mm256_setzero_ps(); R];
-    for (i, xb) in xq[..n].iter().enumerate() {
-        prefetch_blocks(pf, 18 * i);
-        let x = xq_load(xb);
-        let offset = _mm256_zextsi128_si256(_mm_cvtsi32_si128(8 * xb.sum));
-        // SAFETY: i < n: block i (18 bytes) is within every row.
-        let d = unsafe { scales(p, 18 * i, _mm_set1_ps(xb.d)) };
-        for (r, a) in acc.iter_mut().enumerate() {
-            // SAFETY: as above; the quants are bytes 2..18 of block i.
-            let w = unsafe { nibbles(p[r].add(18 * i + 2)) };
-            let v = _mm256_sub_epi32(pairs(_mm256_maddubs_epi16(w, x)), offset);
-            *a = _mm256_fmadd_ps(lane(d, r), _mm256_cvtepi32_ps(v), *a);
+    bb: usize,
+    block: unsafe fn(*const u8, &BlockQ8, f32, __m256) -> __m256,
+) -> f32 {
+    let n = (row.len() / bb).min(xq.len());
+    let w = row.as_ptr();
+    let mut acc = [_mm256_setzero_ps(); 2];
+    let mut i = 0;
+    while i + 2 <= n {
+        let (xa, xb) = (&xq[i], &xq[i + 1]);
+        // SAFETY: i + 2 <= n: blocks i and i + 1 (`bb` bytes each) are within `row`.
+        unsafe {
+            let (pa, pb) = (w.add(bb * i), w.add(bb * (i + 1)));
+            let (da, db) = f16x2(
+                f16_bits(pa),
+                f16_bits(pb),
+                _mm_setr_ps(xa.d, xb.d, 0.0, 0.0),
+            );
+            acc[0] = block(pa, xa, da, acc[0]);
+            acc[1] = block(pb, xb, db, acc[1]);
+        }
+        i += 2;
+    }
+    if i < n {
+        // SAFETY: i < n: block i is within `row`.
+        unsafe {
+            let p = w.add(bb * i);
+            let (d, _) = f16x2(f16_bits(p), 0, _mm_set1_ps(xq[i].d));
+            acc[0] = block(p, &xq[i], d, acc[0]);
         }
     }
-    acc.map(|a| hsum(a))
+    hsum(_mm256_add_ps(acc[0], acc[1]))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q8_0(row: &[u8], xq: &[BlockQ8]) -> f32 {
+    dot_pairs(row, xq, 34, q8_0_block)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q4_0(row: &[u8], xq: &[BlockQ8]) -> f32 {
+    dot_pairs(row, xq, 18, q4_0_block)
 }
 
 /// `R` Q4_1 rows dotted with `xq` (see [`dot_rows`]): the scaled products go into one
 /// accumulator per row, the `min·Σx` terms into the odd lanes of `corr` (lane
 /// `2r + 1` for row `r`; the even lanes collect unused `d·Σx` values).
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_q4_1_r<const R: usize>(
+fn dot_q4_1_r<const PF: bool, const R: usize>(
     rows: [&[u8]; R],
-    pf: Option<[*const u8; R]>,
+    pf: [*const u8; R],
     xq: &[BlockQ8],
 ) -> [f32; R] {
     let n = blocks_in(&rows, xq, 20);
@@ -497,7 +512,7 @@ fn dot_q4_1_r<const R: usize>(
     let mut acc = [_mm256_setzero_ps(); R];
     let mut corr = _mm256_setzero_ps();
     for (i, xb) in xq[..n].iter().enumerate() {
-        prefetch_blocks(pf, 20 * i);
+        prefetch_blocks::<PF, R>(pf, 20 * i);
         let x = xq_load(xb);
         let mut dm = [0i32; 4];
         for (v, pr) in dm.iter_mut().zip(p) {
