@@ -88,28 +88,6 @@ impl Kernels {
         }
     }
 
-    /// Fills `out[k] = f(k)` for every k, split over threads in contiguous runs when
-    /// the work (`bytes_per_item` each) is large enough. Each item is computed by one
-    /// thread, so the result does not depend on the thread count.
-    pub(crate) fn par_fill<F>(&self, out: &mut [f32], bytes_per_item: usize, f: F)
-    where
-        F: Fn(usize) -> f32 + Sync,
-    {
-        let threads = self.threads();
-        if threads <= 1 || out.len().saturating_mul(bytes_per_item) < PAR_MIN_BYTES {
-            out.iter_mut().enumerate().for_each(|(k, y)| *y = f(k));
-            return;
-        }
-        let chunk = out.len().div_ceil(threads * 4).max(8);
-        self.install(|| {
-            out.par_chunks_mut(chunk).enumerate().for_each(|(c, ys)| {
-                for (k, y) in ys.iter_mut().enumerate() {
-                    *y = f(c * chunk + k);
-                }
-            })
-        });
-    }
-
     /// Runs `f(c0, tile)` over column tiles of `y` (tiles are multiples of `align`
     /// values), in parallel when the work (`bytes` in all) is large enough. No two
     /// threads write one element, and each element sees the same order of updates.

@@ -1,7 +1,6 @@
 //! The sparse feed-forward block: compute only the neurons that fire.
 
-use crate::context::{check_idx, check_len, prefetch, prepare};
-use crate::dispatch::dot;
+use crate::context::{check_idx, check_len, prepare};
 use crate::q8::BlockQ8;
 use crate::{KernelError, Kernels, Matrix, WType, blocks};
 
@@ -134,10 +133,12 @@ impl Kernels {
     /// Fused sparse FFN: `y += Σ_{i ∈ idx, i fires} h_i · down_t[i]` with
     /// `h_i = act(gate_i·x (+ bias_i), up_i·x)`.
     ///
-    /// For each candidate neuron (`idx`, or all when `None`) the gate is computed first;
-    /// the up row and the down row are read only for neurons that survive `skip`. Runs
-    /// in two passes (activations over neuron chunks, then the down projection over
-    /// column tiles) so the result does not depend on the thread count. Returns the
+    /// The gates of all candidate neurons (`idx`, or all when `None`) are computed first,
+    /// as one gathered GEMV; the up rows and down rows are read only for neurons that
+    /// survive `skip`. Three passes (gates, survivors' up rows, then the down projection
+    /// over column tiles), each computing an output on one thread with fixed arithmetic,
+    /// so the result does not depend on the thread count. (Per-neuron gate-then-up in
+    /// one pass measured slower: the grouped GEMV kernel streams four rows at a time.) Returns the
     /// number of neurons that fired; [`FfnScratch::active`] lists them.
     pub fn ffn_sparse(
         &self,
@@ -154,7 +155,6 @@ impl Kernels {
         if let Some(idx) = idx {
             check_idx(idx, w.neurons())?;
         }
-        let count = idx.map_or(w.neurons(), <[u32]>::len);
         let neuron = |k: usize| idx.map_or(k, |i| i[k] as usize);
         let FfnScratch {
             h,
@@ -163,37 +163,41 @@ impl Kernels {
             q,
             q_up,
         } = scratch;
-        let act_g = prepare(w.gate.wtype(), x, q);
-        let act_u = prepare(w.up.map_or(WType::F32, |u| u.wtype()), x, q_up);
-        let isa = self.isa();
         let threshold = match skip {
             Skip::None => f32::NEG_INFINITY,
             Skip::Below(t) => t,
         };
-        h.resize(count, 0.0);
-        let per_neuron = w.gate.row_bytes() + w.up.map_or(0, |u| u.row_bytes());
-        self.par_fill(h, per_neuron, |k| {
-            if k + 1 < count {
-                prefetch(w.gate.row(neuron(k + 1)));
-            }
-            let i = neuron(k);
-            let g =
-                dot(isa, w.gate.wtype(), w.gate.row(i), &act_g) + w.gate_bias.map_or(0.0, |b| b[i]);
-            let a = w.act.gate(g);
-            if a.abs() <= threshold {
-                return 0.0;
-            }
-            let u =
-                w.up.map_or(0.0, |up| dot(isa, up.wtype(), up.row(i), &act_u));
-            w.act.combine(a, u)
-        });
+        // Every candidate's gate, as one (gathered) GEMV: rows stream in groups.
+        h.resize(idx.map_or(w.neurons(), <[u32]>::len), 0.0);
+        let act_g = prepare(w.gate.wtype(), x, q);
+        self.gemv_blocks(&w.gate, &act_g, idx, h);
         active.clear();
         h_active.clear();
-        for (k, &v) in h.iter().enumerate() {
-            if skip == Skip::None || v != 0.0 {
-                active.push(neuron(k) as u32);
-                h_active.push(v);
+        for (k, g) in h.iter().enumerate() {
+            let i = neuron(k);
+            let a = w.act.gate(g + w.gate_bias.map_or(0.0, |b| b[i]));
+            if a.abs() > threshold {
+                active.push(i as u32);
+                h_active.push(a);
             }
+        }
+        // Up rows of the survivors only, then the combined activation; a neuron whose
+        // output is exactly 0 adds nothing and is dropped unless nothing is skipped.
+        if let Some(up) = &w.up {
+            let act_u = prepare(up.wtype(), x, q_up);
+            h.resize(active.len(), 0.0);
+            self.gemv_blocks(up, &act_u, Some(active), h);
+            let mut kept = 0;
+            for j in 0..active.len() {
+                let v = w.act.combine(h_active[j], h[j]);
+                if skip == Skip::None || v != 0.0 {
+                    active[kept] = active[j];
+                    h_active[kept] = v;
+                    kept += 1;
+                }
+            }
+            active.truncate(kept);
+            h_active.truncate(kept);
         }
         self.axpy_unchecked(&w.down_t, h_active, active, y);
         Ok(active.len())

@@ -39,7 +39,7 @@ impl Kernels {
     /// groups. Every output has the arithmetic of the single-row dot whatever group or
     /// task it falls in, so results do not depend on the thread count, and a gathered
     /// gemv_rows equals the dense gemv.
-    fn gemv_blocks(&self, w: &Matrix, act: &Act, idx: Option<&[u32]>, y: &mut [f32]) {
+    pub(crate) fn gemv_blocks(&self, w: &Matrix, act: &Act, idx: Option<&[u32]>, y: &mut [f32]) {
         let isa = self.isa();
         let wtype = w.wtype();
         let row_of = |k: usize| idx.map_or(k, |i| i[k] as usize);
