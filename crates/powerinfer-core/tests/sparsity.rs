@@ -28,17 +28,7 @@ fn calibrated_policies_hit_their_density_on_held_out_text() {
         let per_layer = thresholds_for_density(&model, &k, calib, target).unwrap();
         assert_eq!(per_layer.len(), 30);
         let policy = FfnPolicy::Threshold { per_layer };
-        // Decode path: token by token through the fused sparse kernel.
-        let mut s = Session::new(&model, k.clone(), 64);
-        let mut agree = 0;
-        for (p, &t) in held_out.iter().enumerate() {
-            let l = s.forward(&[t], &policy).unwrap();
-            let d = &dense_logits[p * 49152..(p + 1) * 49152];
-            let am = |v: &[f32]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap();
-            agree += usize::from(am(&l) == am(d));
-        }
-        let density = s.stats().density();
-        let agreement = agree as f64 / held_out.len() as f64;
+        let (density, agreement) = decode_vs_dense(&model, &k, &policy, held_out, &dense_logits);
         println!(
             "target {target}: measured density {density:.3}, top-1 agreement with dense {agreement:.3}"
         );
@@ -57,20 +47,30 @@ fn calibrated_policies_hit_their_density_on_held_out_text() {
         hot.iter()
             .all(|l| l.len() == 768 && l.windows(2).all(|w| w[0] < w[1]))
     );
-    let mut s = Session::new(&model, k.clone(), 64);
     let policy = FfnPolicy::StaticHot { per_layer: hot };
-    let mut agree = 0;
-    for (p, &t) in held_out.iter().enumerate() {
-        let l = s.forward(&[t], &policy).unwrap();
-        let d = &dense_logits[p * 49152..(p + 1) * 49152];
-        let am = |v: &[f32]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap();
-        agree += usize::from(am(&l) == am(d));
-    }
-    let agreement = agree as f64 / held_out.len() as f64;
-    println!(
-        "static hot 0.5: density {:.3}, top-1 agreement with dense {agreement:.3}",
-        s.stats().density()
-    );
-    assert_eq!(s.stats().density(), 0.5);
+    let (density, agreement) = decode_vs_dense(&model, &k, &policy, held_out, &dense_logits);
+    println!("static hot 0.5: density {density:.3}, top-1 agreement with dense {agreement:.3}");
+    assert_eq!(density, 0.5);
     assert!(agreement > 0.1, "static hot set agreement {agreement}");
+}
+
+/// Decodes `tokens` one at a time under `policy` (the fused sparse kernel's path) and
+/// returns the FFN density reached and the share of positions whose top-1 token equals
+/// the dense run's.
+fn decode_vs_dense(
+    model: &Model,
+    k: &Kernels,
+    policy: &FfnPolicy,
+    tokens: &[u32],
+    dense_logits: &[f32],
+) -> (f64, f64) {
+    let vocab = model.config().vocab;
+    let argmax = |v: &[f32]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap();
+    let mut s = Session::new(model, k.clone(), 64);
+    let agree = tokens
+        .iter()
+        .zip(dense_logits.chunks_exact(vocab))
+        .filter(|&(&t, d)| argmax(&s.forward(&[t], policy).unwrap()) == argmax(d))
+        .count();
+    (s.stats().density(), agree as f64 / tokens.len() as f64)
 }
