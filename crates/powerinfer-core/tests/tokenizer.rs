@@ -44,18 +44,7 @@ fn smollm2_matches_the_python_reference() {
         serde_json::from_str(include_str!("data/tokenizer_smollm2.json")).unwrap();
     let cases = cases.as_array().unwrap();
     assert!(cases.len() >= 30);
-    for case in cases {
-        let text = case["text"].as_str().unwrap();
-        let expected: Vec<u32> = case["ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
-        let ids = tok.encode(text, false).unwrap();
-        assert_eq!(ids, expected, "ids of {text:?}");
-        assert_round_trip(tok, text, &ids);
-    }
+    check_cases(tok, cases);
 }
 
 #[test]
@@ -291,18 +280,7 @@ fn sentencepiece_matches_google_sentencepiece() {
     let tok = Tokenizer::from_gguf(&GgufFile::from_bytes(&w.to_bytes().unwrap()).unwrap()).unwrap();
     let cases = data["cases"].as_array().unwrap();
     assert!(cases.len() >= 15);
-    for case in cases {
-        let text = case["text"].as_str().unwrap();
-        let expected: Vec<u32> = case["ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
-        let ids = tok.encode(text, false).unwrap();
-        assert_eq!(ids, expected, "ids of {text:?}");
-        assert_round_trip(&tok, text, &ids);
-    }
+    check_cases(&tok, cases);
 }
 
 #[test]
@@ -362,4 +340,20 @@ fn unsupported_vocabularies_are_typed_errors() {
         Tokenizer::from_gguf(&missing),
         Err(TokenizerError::BadVocab { .. })
     ));
+}
+
+/// Each `{text, ids}` case encodes to exactly `ids` and round-trips.
+fn check_cases(tok: &Tokenizer, cases: &[serde_json::Value]) {
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        let expected: Vec<u32> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        let ids = tok.encode(text, false).unwrap();
+        assert_eq!(ids, expected, "ids of {text:?}");
+        assert_round_trip(tok, text, &ids);
+    }
 }
