@@ -175,6 +175,22 @@ impl Ord for Unit {
 }
 
 /// Adds units in decreasing value per byte while they fit (step 1 and 3).
+/// One unit per dense item not yet on the accelerator (its value per byte is its access).
+fn unplaced_dense<'a>(
+    problem: &'a PlacementProblem,
+    state: &'a State,
+) -> impl Iterator<Item = Unit> + 'a {
+    problem
+        .dense
+        .iter()
+        .enumerate()
+        .filter(|(d, _)| !state.dense_on[*d])
+        .map(|(d, item)| Unit {
+            density: item.access,
+            source: Source::Dense(d),
+        })
+}
+
 fn fill(problem: &PlacementProblem, ranked: &[RankedLayer], state: &mut State, respect_min: bool) {
     if !respect_min {
         take_prefix(problem, ranked, state);
@@ -188,17 +204,7 @@ fn fill(problem: &PlacementProblem, ranked: &[RankedLayer], state: &mut State, r
     let mut heap: BinaryHeap<Unit> = (0..ranked.len())
         .filter_map(|l| next_unit(l, state.counts[l]))
         .collect();
-    heap.extend(
-        problem
-            .dense
-            .iter()
-            .enumerate()
-            .filter(|(d, _)| !state.dense_on[*d])
-            .map(|(d, item)| Unit {
-                density: item.access,
-                source: Source::Dense(d),
-            }),
-    );
+    heap.extend(unplaced_dense(problem, state));
     while let Some(unit) = heap.pop() {
         match unit.source {
             Source::Dense(d) => {
@@ -343,17 +349,7 @@ fn exchange(problem: &PlacementProblem, ranked: &[RankedLayer], state: &mut Stat
             })
         })
         .collect();
-    candidates.extend(
-        problem
-            .dense
-            .iter()
-            .enumerate()
-            .filter(|(d, _)| !state.dense_on[*d])
-            .map(|(d, item)| Unit {
-                density: item.access,
-                source: Source::Dense(d),
-            }),
-    );
+    candidates.extend(unplaced_dense(problem, state));
     candidates.sort_unstable_by(|a, b| b.cmp(a));
     let mut changed = false;
     for unit in candidates {
