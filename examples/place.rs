@@ -22,6 +22,7 @@
 //! Q4_0 (32 layers × 11008 neurons, Zipf-like frequencies) and says so: it shows the solver,
 //! not a real model.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -210,13 +211,15 @@ fn human(bytes: u64) -> String {
     }
 }
 
-fn print_plan(plan: &PlacementPlan) {
-    println!(
+fn print_plan(out: &mut impl Write, plan: &PlacementPlan) -> std::io::Result<()> {
+    writeln!(
+        out,
         "{:>5} {:>8} {:>8} {:>11} {:>11} {:>9}",
         "layer", "neurons", "on acc", "acc bytes", "host bytes", "hit ratio"
-    );
+    )?;
     for (l, layer) in plan.layers().iter().enumerate() {
-        println!(
+        writeln!(
+            out,
             "{:>5} {:>8} {:>8} {:>11} {:>11} {:>8.1}%",
             l,
             layer.neuron_count(),
@@ -224,19 +227,20 @@ fn print_plan(plan: &PlacementPlan) {
             human(layer.accelerator_bytes()),
             human(layer.host_bytes()),
             100.0 * layer.hit_ratio()
-        );
+        )?;
     }
     let (on, off): (Vec<_>, Vec<_>) = plan.dense().iter().partition(|d| d.on_accelerator);
     let on_bytes: u64 = on.iter().map(|d| d.bytes).sum();
     let off_bytes: u64 = off.iter().map(|d| d.bytes).sum();
-    println!();
-    println!(
+    writeln!(out)?;
+    writeln!(
+        out,
         "dense items:        {} on accelerator ({}), {} on host ({})",
         on.len(),
         human(on_bytes),
         off.len(),
         human(off_bytes)
-    );
+    )?;
     if !off.is_empty() {
         let names: Vec<&str> = off.iter().take(8).map(|d| d.name.as_str()).collect();
         let more = off.len().saturating_sub(names.len());
@@ -245,41 +249,48 @@ fn print_plan(plan: &PlacementPlan) {
         } else {
             String::new()
         };
-        println!("  on host: {}{tail}", names.join(", "));
+        writeln!(out, "  on host: {}{tail}", names.join(", "))?;
     }
-    println!(
+    writeln!(
+        out,
         "accelerator:        {} used of {} ({} reserved, {} weights)",
         human(plan.accelerator_bytes()),
         human(plan.accelerator_budget()),
         human(plan.reserved_bytes()),
         human(plan.accelerator_weight_bytes())
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "host:               {} of weights",
         human(plan.host_bytes())
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "neuron hit ratio:   {:.2}% of expected activations served by the accelerator",
         100.0 * plan.overall_hit_ratio()
-    );
+    )?;
     let max = plan.max_objective();
     if max > 0.0 {
-        println!(
+        writeln!(
+            out,
             "bytes per token:    {:.2}% of expected weight reads served by the accelerator \
              ({} of {} per token)",
             100.0 * plan.objective() / max,
             human(plan.objective() as u64),
             human(max as u64)
-        );
+        )?;
     }
+    Ok(())
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    // Errors (a closed pipe, say) end the program with a message, not a panic.
+    let mut stdout = std::io::stdout().lock();
     let (activity, bytes_per_neuron, dense, reservations) = match &args.stats {
         Some(path) => {
             let (a, b, d) = read_stats(path)?;
-            println!("profile: {}", path.display());
+            writeln!(stdout, "profile: {}", path.display())?;
             let reserve = args.reserve.unwrap_or(0);
             let r = vec![Reservation {
                 name: "--reserve".into(),
@@ -288,10 +299,11 @@ fn main() -> Result<()> {
             (a, b, d, r)
         }
         None => {
-            println!(
+            writeln!(
+                stdout,
                 "no --stats file: demonstrating on a SYNTHETIC 7B-shaped profile (32 layers × \
                  11008 neurons, Q4_0, Zipf-like frequencies), not on a real model"
-            );
+            )?;
             let (a, b, d) = synthetic_7b();
             let r = match args.reserve {
                 Some(bytes) => vec![Reservation {
@@ -325,14 +337,15 @@ fn main() -> Result<()> {
     let start = Instant::now();
     let plan = solve_greedy(&problem);
     let elapsed = start.elapsed();
-    println!(
+    writeln!(
+        stdout,
         "budget {}, minimum per layer {}, group {}: solved in {:.1} ms\n",
         human(args.budget),
         args.min_per_layer,
         args.group,
         elapsed.as_secs_f64() * 1e3
-    );
-    print_plan(&plan);
+    )?;
+    print_plan(&mut stdout, &plan)?;
     if let Some(out) = &args.out {
         plan.write_to(out)?;
         let back = PlacementPlan::read_from(out)?;
@@ -345,10 +358,11 @@ fn main() -> Result<()> {
         let size = std::fs::metadata(out)
             .with_context(|| format!("stat `{}`", out.display()))?
             .len();
-        println!(
+        writeln!(
+            stdout,
             "plan written to {} ({size} bytes) and read back intact",
             out.display()
-        );
+        )?;
     }
     Ok(())
 }
