@@ -37,8 +37,9 @@ impl FfnStats {
 }
 
 /// Called once per layer and token with the FFN input (normalised hidden state) and
-/// the neurons that fired (nonzero activation, ascending). Why: activation statistics and predictor training data come
-/// from exactly what the forward pass computed, with no second pass.
+/// the neurons that fired (nonzero activation, ascending). Why: activation statistics
+/// and predictor training data come from exactly what the forward pass computed, with
+/// no second pass.
 pub type FfnObserver<'a> = dyn FnMut(usize, &[f32], &[u32]) + Send + 'a;
 
 /// One running sequence on a model: the KV cache, scratch buffers and statistics.
@@ -61,11 +62,7 @@ impl<'m> Session<'m> {
     pub fn new(model: &'m Model, kernels: Kernels, ctx_len: usize) -> Session<'m> {
         let cfg = model.config();
         let ctx = ctx_len.clamp(1, cfg.ctx_len);
-        // A one-thread pool never runs: with one thread the kernels stay on the caller.
-        let serial = kernels
-            .clone()
-            .with_threads(1)
-            .unwrap_or_else(|_| kernels.clone());
+        let serial = kernels.single_threaded();
         Session {
             model,
             kernels,

@@ -18,7 +18,18 @@ const PAR_MIN_BYTES: usize = 48 * 1024;
 #[derive(Clone, Debug)]
 pub struct Kernels {
     isa: Isa,
-    pool: Option<Arc<rayon::ThreadPool>>,
+    threads: Threads,
+}
+
+/// Where the operations' parallel work runs.
+#[derive(Clone, Debug)]
+enum Threads {
+    /// rayon's global pool.
+    Global,
+    /// A private pool.
+    Pool(Arc<rayon::ThreadPool>),
+    /// The calling thread only.
+    Caller,
 }
 
 impl Default for Kernels {
@@ -32,7 +43,7 @@ impl Kernels {
     pub fn new() -> Kernels {
         Kernels {
             isa: Isa::detect(),
-            pool: None,
+            threads: Threads::Global,
         }
     }
 
@@ -49,8 +60,18 @@ impl Kernels {
             .num_threads(threads)
             .build()
             .map_err(|e| KernelError::ThreadPool(e.to_string()))?;
-        self.pool = Some(Arc::new(pool));
+        self.threads = Threads::Pool(Arc::new(pool));
         Ok(self)
+    }
+
+    /// The same context restricted to the calling thread (no pool, no thread spawned).
+    /// Why: work that is already split over the pool (attention heads, say) calls
+    /// kernels from inside each task and must not fork again.
+    pub fn single_threaded(&self) -> Kernels {
+        Kernels {
+            isa: self.isa,
+            threads: Threads::Caller,
+        }
     }
 
     /// The ISA in use.
@@ -60,9 +81,10 @@ impl Kernels {
 
     /// Threads the operations spread over.
     pub fn threads(&self) -> usize {
-        match &self.pool {
-            Some(p) => p.current_num_threads(),
-            None => rayon::current_num_threads(),
+        match &self.threads {
+            Threads::Global => rayon::current_num_threads(),
+            Threads::Pool(p) => p.current_num_threads(),
+            Threads::Caller => 1,
         }
     }
 
@@ -71,9 +93,9 @@ impl Kernels {
     /// run without a hand-off per call, and the caller's own rayon work (attention
     /// heads) shares the same threads.
     pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        match &self.pool {
-            Some(p) => p.install(f),
-            None => f(),
+        match &self.threads {
+            Threads::Pool(p) => p.install(f),
+            Threads::Global | Threads::Caller => f(),
         }
     }
 
