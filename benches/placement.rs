@@ -8,67 +8,21 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use powerinfer::placement::{
-    Activity, DenseItem, PlacementInput, PlacementProblem, Reservation, solve_greedy,
+    PlacementInput, PlacementProblem, Reservation, SyntheticModel, solve_greedy,
 };
 
-const LAYERS: usize = 80;
-const NEURONS: usize = 28_672;
-const HIDDEN: u64 = 8_192;
-const KV_DIM: u64 = 1_024;
-const VOCAB: u64 = 32_000;
-/// Bytes of `n` Q4_0 weights (18-byte blocks of 32).
-const fn q4_0(n: u64) -> u64 {
-    n / 32 * 18
-}
-
-/// A deterministic power-law profile: per layer, rank `r` fires with probability
-/// `0.9 · (r + 1)^-s`, `s` from 0.5 to 1.2 across layers, shuffled by a fixed xorshift.
-fn frequencies() -> Vec<Vec<f64>> {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    (0..LAYERS)
-        .map(|l| {
-            let s = 0.5 + 0.7 * l as f64 / (LAYERS - 1) as f64;
-            let mut f: Vec<f64> = (0..NEURONS)
-                .map(|r| 0.9 * ((r + 1) as f64).powf(-s))
-                .collect();
-            for i in (1..f.len()).rev() {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                f.swap(i, (state % (i as u64 + 1)) as usize);
-            }
-            f
-        })
-        .collect()
-}
-
 fn problem(min_neurons_per_layer: usize, group_size: usize) -> PlacementProblem {
-    let mut dense: Vec<DenseItem> = (0..LAYERS)
-        .map(|l| DenseItem {
-            name: format!("blk.{l}.attn"),
-            bytes: q4_0(2 * HIDDEN * HIDDEN + 2 * HIDDEN * KV_DIM),
-            access: 1.0,
-        })
-        .collect();
-    dense.push(DenseItem {
-        name: "output".into(),
-        bytes: q4_0(HIDDEN * VOCAB),
-        access: 1.0,
-    });
-    dense.push(DenseItem {
-        name: "token_embd".into(),
-        bytes: q4_0(HIDDEN * VOCAB),
-        access: 1.0 / VOCAB as f64,
-    });
+    let shape = SyntheticModel::LLAMA_70B;
+    let (activity, bytes_per_neuron, dense) = shape.profile();
     let input = PlacementInput {
-        activity: Activity::Frequencies(frequencies()),
-        bytes_per_neuron: vec![q4_0(3 * HIDDEN); LAYERS],
+        activity,
+        bytes_per_neuron,
         dense,
         accelerator_bytes: 24 << 30,
         reservations: vec![
             Reservation {
                 name: "kv cache (4096 ctx, f16)".into(),
-                bytes: 2 * LAYERS as u64 * 4_096 * KV_DIM * 2,
+                bytes: shape.kv_cache_bytes(4_096),
             },
             Reservation {
                 name: "scratch".into(),

@@ -29,7 +29,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use powerinfer::placement::{
-    Activity, DenseItem, PlacementInput, PlacementPlan, PlacementProblem, Reservation, solve_greedy,
+    Activity, DenseItem, PlacementInput, PlacementPlan, PlacementProblem, Reservation,
+    SyntheticModel, solve_greedy,
 };
 
 #[derive(Parser)]
@@ -141,60 +142,6 @@ fn read_stats(path: &Path) -> Result<(Activity, Vec<u64>, Vec<DenseItem>)> {
     Ok((Activity::Counts { counts, tokens }, bytes_per_neuron, dense))
 }
 
-/// A synthetic profile shaped like a 7B ReLU-LLaMA in Q4_0 (not real data).
-fn synthetic_7b() -> (Activity, Vec<u64>, Vec<DenseItem>) {
-    const LAYERS: usize = 32;
-    const NEURONS: usize = 11_008;
-    const HIDDEN: u64 = 4_096;
-    const VOCAB: u64 = 32_000;
-    let q4_0 = |weights: u64| weights / 32 * 18;
-    let mut rng = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
-    let frequencies = (0..LAYERS)
-        .map(|l| {
-            // Deeper layers are more skewed, as profiles of ReLU models tend to show.
-            let skew = 0.6 + 0.5 * l as f64 / (LAYERS - 1) as f64;
-            let mut f: Vec<f64> = (0..NEURONS)
-                .map(|r| 0.9 * ((r + 1) as f64).powf(-skew))
-                .collect();
-            for i in (1..f.len()).rev() {
-                f.swap(i, (next() % (i as u64 + 1)) as usize);
-            }
-            f
-        })
-        .collect();
-    let mut dense = Vec::new();
-    for l in 0..LAYERS {
-        dense.push(DenseItem {
-            name: format!("blk.{l}.attn"),
-            bytes: q4_0(4 * HIDDEN * HIDDEN),
-            access: 1.0,
-        });
-        dense.push(DenseItem {
-            name: format!("blk.{l}.norms"),
-            bytes: 2 * HIDDEN * 4,
-            access: 1.0,
-        });
-    }
-    dense.push(DenseItem {
-        name: "output".into(),
-        bytes: q4_0(VOCAB * HIDDEN),
-        access: 1.0,
-    });
-    dense.push(DenseItem {
-        name: "token_embd".into(),
-        bytes: q4_0(VOCAB * HIDDEN),
-        access: 1.0 / VOCAB as f64,
-    });
-    let bytes_per_neuron = vec![q4_0(3 * HIDDEN); LAYERS];
-    (Activity::Frequencies(frequencies), bytes_per_neuron, dense)
-}
-
 /// Bytes in the largest binary unit that keeps the number at or above 1.
 fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -304,7 +251,7 @@ fn main() -> Result<()> {
                 "no --stats file: demonstrating on a SYNTHETIC 7B-shaped profile (32 layers × \
                  11008 neurons, Q4_0, Zipf-like frequencies), not on a real model"
             )?;
-            let (a, b, d) = synthetic_7b();
+            let (a, b, d) = SyntheticModel::LLAMA_7B.profile();
             let r = match args.reserve {
                 Some(bytes) => vec![Reservation {
                     name: "--reserve".into(),
@@ -313,7 +260,7 @@ fn main() -> Result<()> {
                 None => vec![
                     Reservation {
                         name: "kv cache (7B, 4096 tokens, f16)".into(),
-                        bytes: 2 * 32 * 4_096 * 4_096 * 2,
+                        bytes: SyntheticModel::LLAMA_7B.kv_cache_bytes(4_096),
                     },
                     Reservation {
                         name: "scratch".into(),

@@ -56,6 +56,7 @@ mod greedy;
 mod plan;
 mod problem;
 mod ranked;
+mod synthetic;
 
 pub use error::PlacementError;
 pub use exact::solve_exact;
@@ -63,3 +64,4 @@ pub use file::{MAX_PLAN_NEURONS, PLAN_MAGIC, PLAN_VERSION, PlanFileError, PlanFi
 pub use greedy::solve_greedy;
 pub use plan::{DensePlacement, LayerPlacement, PlacementPlan};
 pub use problem::{Activity, DenseItem, Layer, PlacementInput, PlacementProblem, Reservation};
+pub use synthetic::SyntheticModel;
