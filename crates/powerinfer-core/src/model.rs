@@ -169,7 +169,7 @@ impl Model {
                     .down
                     .as_ref()
                     .map_or(f.down_t_bytes() as u64, |t| t.n_bytes);
-                f.gate.n_bytes + f.up.as_ref().map_or(0, |u| u.n_bytes) + down
+                f.gate_up_bytes() + down
             })
             .sum();
         usize::try_from(attn + ffn + self.output.n_bytes).unwrap_or(usize::MAX)
@@ -179,8 +179,7 @@ impl Model {
     pub fn ffn_neuron_bytes(&self, layer: usize) -> Option<usize> {
         let f = &self.layers.get(layer)?.ffn;
         let rows = self.config.n_ff.max(1) as u64;
-        let bytes =
-            f.gate.n_bytes + f.up.as_ref().map_or(0, |u| u.n_bytes) + f.down_t_bytes() as u64;
+        let bytes = f.gate_up_bytes() + f.down_t_bytes() as u64;
         usize::try_from(bytes / rows).ok()
     }
 
@@ -354,6 +353,11 @@ impl Loader<'_> {
 }
 
 impl Ffn {
+    /// Bytes of the gate and up projections.
+    pub(crate) fn gate_up_bytes(&self) -> u64 {
+        self.gate.n_bytes + self.up.as_ref().map_or(0, |u| u.n_bytes)
+    }
+
     /// Bytes of the transposed down projection.
     pub(crate) fn down_t_bytes(&self) -> usize {
         match &self.down_t {
