@@ -17,7 +17,8 @@ use powerinfer::core::assets;
 use powerinfer::core::calibrate::{hot_neurons_for_density, thresholds_for_density};
 use powerinfer::core::engine::{Engine, EngineOptions, GenerateParams};
 use powerinfer::core::sampler::SamplerParams;
-use powerinfer::kernels::Isa;
+use powerinfer::kernels::{Isa, WType};
+use powerinfer::predictor::PredictorSet;
 
 #[derive(Parser, Debug)]
 #[command(about = "Generate text with a GGUF model (dense or activation-sparse FFN)")]
@@ -52,9 +53,11 @@ struct Args {
     /// RNG seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// FFN policy: dense | oracle[:T] | threshold:<density> | static:<density>
-    /// (`threshold` calibrates per-layer cuts, `static` per-layer hot neuron sets, on
-    /// the first 256 tokens of data/botchan.txt).
+    /// FFN policy: dense | oracle[:T] | threshold:<density> | static:<density> |
+    /// predictor:<file>[:gate=<d>] (`threshold` calibrates per-layer cuts, `static`
+    /// per-layer hot neuron sets, on the first 256 tokens of data/botchan.txt;
+    /// `predictor` reads a file from `train_predictor`; `:gate=<d>` also drops predicted
+    /// neurons below the gate cut of `threshold:<d>`).
     #[arg(long, default_value = "dense")]
     policy: String,
     /// Worker threads (0 = one per core).
@@ -63,6 +66,10 @@ struct Args {
     /// Force an instruction set (scalar, avx2).
     #[arg(long)]
     isa: Option<String>,
+    /// Weight type of the sparse path's transposed down projection: auto (Q8_0 for
+    /// quantized models), q8_0, q4_0 (4.5 bits; costs +9.7% perplexity on SmolLM2), f16.
+    #[arg(long, default_value = "auto")]
+    down_t: String,
     /// Print the FFN density of every layer at the end.
     #[arg(long)]
     verbose: bool,
@@ -82,12 +89,17 @@ fn main() -> Result<()> {
         .as_deref()
         .map(|s| Isa::from_name(s).with_context(|| format!("unknown ISA {s:?}")))
         .transpose()?;
+    let down_t = match args.down_t.as_str() {
+        "auto" => None,
+        name => Some(WType::from_name(name).with_context(|| format!("unknown type {name:?}"))?),
+    };
     let engine = Engine::load(
         &path,
         &EngineOptions {
             threads: args.threads,
             isa,
             ctx_len: 0,
+            down_t,
         },
     )
     .with_context(|| format!("loading {}", path.display()))?;
@@ -150,7 +162,8 @@ fn calibration_tokens(engine: &Engine) -> Result<Vec<u32>> {
     Ok(tokens)
 }
 
-/// `dense`, `oracle`, `oracle:<threshold>`, `threshold:<density>` or `static:<density>`.
+/// `dense`, `oracle`, `oracle:<threshold>`, `threshold:<density>`, `static:<density>`
+/// or `predictor:<file>[:gate=<d>]`.
 fn parse_policy(spec: &str, engine: &Engine) -> Result<FfnPolicy> {
     let (name, arg) = spec
         .split_once(':')
@@ -171,6 +184,33 @@ fn parse_policy(spec: &str, engine: &Engine) -> Result<FfnPolicy> {
                 thresholds_for_density(engine.model(), engine.kernels(), &tokens, num(arg)?)?;
             FfnPolicy::Threshold { per_layer }
         }
+        "predictor" => {
+            let arg = arg.with_context(|| "policy predictor needs a file: predictor:<file>")?;
+            let (file, gate) = match arg.rsplit_once(":gate=") {
+                Some((f, d)) => (f, Some(num(Some(d))?)),
+                None => (arg, None),
+            };
+            let set = PredictorSet::load(file)?;
+            set.check_model(engine.model().predictor_id(), file)?;
+            // Gate check: drop predicted neurons whose |act(gate)| is below the
+            // per-layer cut that a `threshold:<d>` policy would use.
+            let gate_check = match gate {
+                Some(d) => {
+                    let tokens = calibration_tokens(engine)?;
+                    Some(thresholds_for_density(
+                        engine.model(),
+                        engine.kernels(),
+                        &tokens,
+                        d,
+                    )?)
+                }
+                None => None,
+            };
+            FfnPolicy::Predictor {
+                set: std::sync::Arc::new(set),
+                gate_check,
+            }
+        }
         "static" => {
             let tokens = calibration_tokens(engine)?;
             let per_layer =
@@ -178,7 +218,7 @@ fn parse_policy(spec: &str, engine: &Engine) -> Result<FfnPolicy> {
             FfnPolicy::StaticHot { per_layer }
         }
         other => bail!(
-            "unknown policy {other:?} (dense, oracle[:T], threshold:<density>, static:<density>)"
+            "unknown policy {other:?} (dense, oracle[:T], threshold:<density>, static:<density>, predictor:<file>[:gate=<d>])"
         ),
     })
 }

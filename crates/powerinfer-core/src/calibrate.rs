@@ -5,7 +5,7 @@
 use powerinfer_kernels::Kernels;
 
 use crate::error::KernelContext;
-use crate::{FfnPolicy, Model, ModelError, Session};
+use crate::{FfnObservation, FfnPolicy, Model, ModelError, Session};
 
 /// Runs the dense model over `tokens` and returns, per layer, the cut `t` such that a
 /// fraction `density` of the activated gates `|act(gate·x)|` seen lie above it.
@@ -94,7 +94,8 @@ fn gate_magnitudes(
     let mut gate_out = vec![0f32; cfg.n_ff];
     let mut err = None;
     let mut session = Session::new(model, kernels.clone(), tokens.len());
-    let mut observe = |layer: usize, x: &[f32], _fired: &[u32]| {
+    let mut observe = |o: &FfnObservation| {
+        let (layer, x) = (o.layer, o.input);
         if err.is_some() {
             return;
         }

@@ -3,11 +3,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use powerinfer_kernels::{Isa, KernelError, Kernels};
+use powerinfer_kernels::{Isa, KernelError, Kernels, WType};
 
 use crate::sampler::{Sampler, SamplerParams};
 use crate::tokenizer::{TokenDecoder, Tokenizer, TokenizerError};
-use crate::{FfnPolicy, Model, ModelError, Session};
+use crate::{FfnPolicy, LoadOptions, Model, ModelError, Session};
 
 /// Anything that can stop loading or generating.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +44,9 @@ pub struct EngineOptions {
     pub isa: Option<Isa>,
     /// Context length (0 = 2048, capped at the model's).
     pub ctx_len: usize,
+    /// Weight type of the sparse path's transposed down projection (see
+    /// [`LoadOptions::down_t`]; `None` = Q8_0 for quantized models).
+    pub down_t: Option<WType>,
 }
 
 /// What to generate.
@@ -85,7 +88,12 @@ pub struct Engine {
 impl Engine {
     /// Loads a GGUF model (with its tokenizer) from `path`.
     pub fn load(path: impl AsRef<Path>, opts: &EngineOptions) -> Result<Engine, EngineError> {
-        let model = Model::open(path)?;
+        let model = Model::open_with(
+            path,
+            &LoadOptions {
+                down_t: opts.down_t,
+            },
+        )?;
         let tokenizer = Tokenizer::from_gguf(model.gguf())?;
         let mut kernels = Kernels::new();
         if let Some(isa) = opts.isa {

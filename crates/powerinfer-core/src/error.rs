@@ -75,6 +75,9 @@ pub enum ModelError {
         /// Context length.
         ctx_len: usize,
     },
+    /// A predictor or stats file refused, or one made for another model.
+    #[error(transparent)]
+    Predictor(#[from] powerinfer_predictor::PredictorError),
     /// A policy that does not fit this model (wrong layer count, neuron index, …).
     #[error("FFN policy: {0}")]
     Policy(String),

@@ -1,11 +1,12 @@
 //! A loaded model: config plus validated weights, ready for the forward pass.
 //!
-//! Why this shape: attention and embedding matrices stay in the memory-mapped file
-//! (zero copy); each layer's FFN is re-laid out once at load time as a neuron bundle
-//! (gate, up and down rows of a neuron side by side) because that is what the sparse
-//! kernels read.
+//! Why this shape: attention, embedding and FFN gate/up matrices stay in the
+//! memory-mapped file (zero copy, row-major as stored: the sparse kernels gather their
+//! rows); only the down projection is transposed once at load time, so that a neuron's
+//! output column is one contiguous row for the sparse axpy.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use powerinfer_kernels::{Activation, FfnWeights, Matrix, WType, dequantize_row, transpose};
 
@@ -13,6 +14,7 @@ use crate::ModelError;
 use crate::config::{Arch, ModelConfig};
 use crate::error::KernelContext;
 use crate::gguf::{GgufFile, TensorInfo};
+use powerinfer_predictor::ModelId;
 
 /// A norm's weight and optional bias (LayerNorm has one, RMSNorm not).
 #[derive(Clone, Debug)]
@@ -63,8 +65,20 @@ pub(crate) struct Ffn {
 pub(crate) enum DownT {
     /// PowerInfer's `ffn_down_t` from the file.
     Mapped(TensorInfo),
-    /// Transposed at load: exact for float types, Q8_0 for quantized ones.
+    /// Transposed at load (see [`LoadOptions::down_t`]).
     Owned { wtype: WType, data: Vec<u8> },
+}
+
+/// How to lay a model out at load time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Weight type of the transposed down projection built for the sparse path (files
+    /// with PowerInfer's `ffn_down_t` use theirs as is). `None`: the source type for
+    /// float models, Q8_0 for quantized ones (8.5 bits per weight, error far below the
+    /// source's). `Some(Q4_0)` keeps a 4-bit model's sparse down rows at 4.5 bits per
+    /// weight — 47% fewer bytes per active neuron's down row than Q8_0, at the cost of
+    /// one more 4-bit rounding of the down weights.
+    pub down_t: Option<WType>,
 }
 
 /// A model ready to run: weights validated against the config.
@@ -76,6 +90,7 @@ pub struct Model {
     pub(crate) output: TensorInfo,
     pub(crate) output_norm: Norm,
     pub(crate) layers: Vec<Layer>,
+    id: OnceLock<ModelId>,
 }
 
 impl std::fmt::Debug for Model {
@@ -93,12 +108,23 @@ impl Model {
         Model::from_gguf(GgufFile::open(path)?)
     }
 
+    /// Opens a GGUF model with non-default layout options.
+    pub fn open_with(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Model, ModelError> {
+        Model::from_gguf_with(GgufFile::open(path)?, opts)
+    }
+
     /// Validates an already opened GGUF file as a model.
     pub fn from_gguf(file: GgufFile) -> Result<Model, ModelError> {
+        Model::from_gguf_with(file, &LoadOptions::default())
+    }
+
+    /// [`Model::from_gguf`] with layout options.
+    pub fn from_gguf_with(file: GgufFile, opts: &LoadOptions) -> Result<Model, ModelError> {
         let config = ModelConfig::from_gguf(&file)?;
         let l = Loader {
             file: &file,
             cfg: &config,
+            opts,
         };
         let (d, kv, v) = (
             config.dim as u64,
@@ -138,6 +164,49 @@ impl Model {
             output,
             output_norm,
             layers,
+            id: OnceLock::new(),
+        })
+    }
+
+    /// What ties a predictor or stats file to this model: architecture, shape and a
+    /// CRC-32 over the FFN tensors (names, shapes, types and bytes as stored), computed
+    /// once on first use (a few milliseconds per 50 MB).
+    pub fn predictor_id(&self) -> &ModelId {
+        self.id.get_or_init(|| {
+            let mut h = crc32fast::Hasher::new();
+            for l in &self.layers {
+                let f = &l.ffn;
+                let down = match (&f.down, &f.down_t) {
+                    (Some(d), _) | (None, DownT::Mapped(d)) => Some(d),
+                    (None, DownT::Owned { .. }) => None,
+                };
+                for t in [Some(&f.gate), f.up.as_ref(), down].into_iter().flatten() {
+                    h.update(t.name.as_bytes());
+                    t.dims.iter().for_each(|d| h.update(&d.to_le_bytes()));
+                    h.update(&t.wtype.ggml_id().to_le_bytes());
+                    h.update(self.file.tensor_data(t));
+                }
+            }
+            ModelId {
+                arch: self.config.arch.name().to_string(),
+                n_layers: u32::try_from(self.config.n_layers).unwrap_or(u32::MAX),
+                dim: u32::try_from(self.config.dim).unwrap_or(u32::MAX),
+                n_ff: u32::try_from(self.config.n_ff).unwrap_or(u32::MAX),
+                ffn_hash: h.finalize(),
+            }
+        })
+    }
+
+    /// Weight type of the FFN gate as stored (the model's quantization, in practice).
+    pub fn ffn_wtype(&self) -> Option<WType> {
+        self.layers.first().map(|l| l.ffn.gate.wtype)
+    }
+
+    /// Weight type of the transposed down projection the sparse path reads.
+    pub fn down_t_type(&self) -> Option<WType> {
+        self.layers.first().map(|l| match &l.ffn.down_t {
+            DownT::Mapped(t) => t.wtype,
+            DownT::Owned { wtype, .. } => *wtype,
         })
     }
 
@@ -160,8 +229,14 @@ impl Model {
             .iter()
             .map(|l| l.q.t.n_bytes + l.k.t.n_bytes + l.v.t.n_bytes + l.o.t.n_bytes)
             .sum();
-        let ffn: u64 = self
-            .layers
+        let ffn = self.ffn_bytes();
+        usize::try_from(attn + ffn + self.output.n_bytes).unwrap_or(usize::MAX)
+    }
+
+    /// Bytes of every layer's FFN as stored (gate, up and down): what a dense decode
+    /// step reads for the FFN, and what a predictor budget is a share of.
+    pub fn ffn_bytes(&self) -> u64 {
+        self.layers
             .iter()
             .map(|l| {
                 let f = &l.ffn;
@@ -171,8 +246,7 @@ impl Model {
                     .map_or(f.down_t_bytes() as u64, |t| t.n_bytes);
                 f.gate_up_bytes() + down
             })
-            .sum();
-        usize::try_from(attn + ffn + self.output.n_bytes).unwrap_or(usize::MAX)
+            .sum()
     }
 
     /// Bytes of one FFN neuron (gate + up + down rows) in layer `layer`.
@@ -243,6 +317,7 @@ fn tensor_matrix<'f>(file: &'f GgufFile, t: &TensorInfo) -> Result<Matrix<'f>, M
 struct Loader<'a> {
     file: &'a GgufFile,
     cfg: &'a ModelConfig,
+    opts: &'a LoadOptions,
 }
 
 impl Loader<'_> {
@@ -312,8 +387,8 @@ impl Loader<'_> {
     }
 
     /// Gate/up/down of layer `p`. The down projection is used as `ffn_down_t` when the
-    /// file has it (PowerInfer's layout), else transposed here: exactly for float
-    /// types, re-quantized to Q8_0 for quantized ones.
+    /// file has it (PowerInfer's layout), else transposed here into
+    /// [`LoadOptions::down_t`] (default: exact for float types, Q8_0 for quantized).
     fn ffn(&self, p: &str) -> Result<Ffn, ModelError> {
         let (d, n) = (self.cfg.dim as u64, self.cfg.n_ff as u64);
         let act = self.cfg.activation;
@@ -332,10 +407,10 @@ impl Loader<'_> {
         let down_t = match (&down, self.file.tensor(&format!("{p}.ffn_down_t.weight"))) {
             (_, Some(_)) => DownT::Mapped(self.tensor(&format!("{p}.ffn_down_t.weight"), &[d, n])?),
             (Some(t), None) => {
-                let wtype = match t.wtype {
+                let wtype = self.opts.down_t.unwrap_or(match t.wtype {
                     WType::F32 | WType::F16 | WType::BF16 => t.wtype,
                     WType::Q8_0 | WType::Q4_0 | WType::Q4_1 => WType::Q8_0,
-                };
+                });
                 let data = transpose(&self.matrix(t)?, wtype).ctx(|| t.name.clone())?;
                 DownT::Owned { wtype, data }
             }

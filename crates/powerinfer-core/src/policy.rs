@@ -1,6 +1,9 @@
 //! Which FFN neurons each layer computes: the one switch that sparsity experiments turn.
 
+use std::sync::Arc;
+
 use powerinfer_kernels::Skip;
+use powerinfer_predictor::PredictorSet;
 
 use crate::ModelError;
 
@@ -31,6 +34,17 @@ pub enum FfnPolicy {
     StaticHot {
         /// One sorted list per layer.
         per_layer: Vec<Vec<u32>>,
+    },
+    /// PowerInfer's dynamic sparsity: per token and layer a trained predictor picks the
+    /// neurons before any FFN weight is read, and only their gate, up and down rows are
+    /// computed. With `gate_check` (one cut per layer on `|act(gate·x)|`), predicted
+    /// neurons whose activated gate falls below the cut are dropped before up/down.
+    Predictor {
+        /// One predictor per layer, for this model.
+        set: Arc<PredictorSet>,
+        /// Optional per-layer gate cuts (0 for the ReLU family: drop predicted
+        /// neurons that do not fire).
+        gate_check: Option<Vec<f32>>,
     },
 }
 
@@ -66,12 +80,33 @@ impl FfnPolicy {
                 }
                 Ok(())
             }
+            FfnPolicy::Predictor { set, gate_check } => {
+                layers(set.layers.len())?;
+                if let Some(cuts) = gate_check {
+                    layers(cuts.len())?;
+                    cuts.iter().try_for_each(|t| finite(*t))?;
+                }
+                match set.layers.iter().position(|p| p.n_ff() != n_ff) {
+                    Some(l) => Err(ModelError::Policy(format!(
+                        "layer {l}: predictor for {} neurons, the model has {n_ff}",
+                        set.layers[l].n_ff()
+                    ))),
+                    None => Ok(()),
+                }
+            }
         }
     }
 
-    /// The candidate neurons (None = all) and the skip rule of `layer`.
+    /// The candidate neurons (None = all) and the skip rule of `layer` (for
+    /// `Predictor`, the rule applied to the predicted candidates).
     pub(crate) fn layer(&self, layer: usize) -> (Option<&[u32]>, Skip) {
         match self {
+            FfnPolicy::Predictor { gate_check, .. } => (
+                None,
+                gate_check
+                    .as_ref()
+                    .map_or(Skip::None, |c| Skip::Below(c[layer])),
+            ),
             FfnPolicy::Dense => (None, Skip::None),
             FfnPolicy::Oracle { threshold } => (None, Skip::Below(*threshold)),
             FfnPolicy::Threshold { per_layer } => (None, Skip::Below(per_layer[layer])),

@@ -1,6 +1,7 @@
 //! The forward pass over a KV cache: prompt prefill in one batched pass, then decode.
 
-use powerinfer_kernels::{FfnScratch, KernelError, Kernels, Matrix, Skip};
+use powerinfer_kernels::{FfnScratch, FfnWeights, KernelError, Kernels, Matrix, Skip};
+use powerinfer_predictor::{PredictScratch, PredictorInput};
 use rayon::prelude::*;
 
 use crate::config::Arch;
@@ -20,6 +21,10 @@ pub struct FfnStats {
     pub tokens: u64,
     /// Neurons per layer.
     pub n_ff: usize,
+    /// FFN weight bytes read, summed over tokens and layers, predictors included, as a
+    /// one-token decode step reads them (gate rows of every candidate, up and down rows
+    /// of the neurons kept; the dense path reads whole matrices).
+    pub bytes: u64,
 }
 
 impl FfnStats {
@@ -34,13 +39,33 @@ impl FfnStats {
         let d = self.density_per_layer();
         d.iter().sum::<f64>() / d.len().max(1) as f64
     }
+
+    /// Mean FFN weight bytes read per token (all layers, predictors included).
+    pub fn bytes_per_token(&self) -> f64 {
+        self.bytes as f64 / self.tokens.max(1) as f64
+    }
 }
 
-/// Called once per layer and token with the FFN input (normalised hidden state) and
-/// the neurons that fired (nonzero activation, ascending). Why: activation statistics
-/// and predictor training data come from exactly what the forward pass computed, with
-/// no second pass.
-pub type FfnObserver<'a> = dyn FnMut(usize, &[f32], &[u32]) + Send + 'a;
+/// What one layer's FFN computed for one token.
+#[derive(Clone, Copy, Debug)]
+pub struct FfnObservation<'a> {
+    /// The layer.
+    pub layer: usize,
+    /// The FFN input (normalised hidden state: what gate and up read).
+    pub input: &'a [f32],
+    /// The residual stream before the FFN norm (what PowerInfer's predictors read).
+    pub residual: &'a [f32],
+    /// The neurons computed, ascending (every neuron on the dense path).
+    pub neurons: &'a [u32],
+    /// Their activations `a = act(gate·x)·(up·x)` (or `act(fc1·x)`), parallel to
+    /// `neurons`; 0 where a neuron was skipped after its gate.
+    pub values: &'a [f32],
+}
+
+/// Called once per layer and token with what the FFN computed. Why: activation
+/// statistics and predictor training data come from exactly what the forward pass
+/// computed, with no second pass.
+pub type FfnObserver<'a> = dyn FnMut(&FfnObservation) + Send + 'a;
 
 /// One running sequence on a model: the KV cache, scratch buffers and statistics.
 pub struct Session<'m> {
@@ -54,6 +79,7 @@ pub struct Session<'m> {
     serial: Kernels,
     /// `0..ctx_len`, the index list of "every cached position".
     positions: Vec<u32>,
+    predict: PredictScratch,
 }
 
 impl<'m> Session<'m> {
@@ -72,10 +98,12 @@ impl<'m> Session<'m> {
                 active: vec![0; cfg.n_layers],
                 tokens: 0,
                 n_ff: cfg.n_ff,
+                bytes: 0,
             },
             all_neurons: (0..cfg.n_ff as u32).collect(),
             serial,
             positions: (0..ctx as u32).collect(),
+            predict: PredictScratch::default(),
         }
     }
 
@@ -113,6 +141,7 @@ impl<'m> Session<'m> {
     pub fn reset_stats(&mut self) {
         self.stats.active.iter_mut().for_each(|a| *a = 0);
         self.stats.tokens = 0;
+        self.stats.bytes = 0;
     }
 
     /// Feeds `tokens` at the next positions and returns the logits of the last one.
@@ -163,6 +192,9 @@ impl<'m> Session<'m> {
         let model = self.model;
         let cfg = model.config();
         policy.validate(cfg.n_layers, cfg.n_ff)?;
+        if let FfnPolicy::Predictor { set, .. } = policy {
+            set.check_model(model.predictor_id(), "predictor")?;
+        }
         let (n, d, pos0) = (tokens.len(), cfg.dim, self.cache.len());
         if n == 0 {
             return Ok(Vec::new());
@@ -312,12 +344,35 @@ impl<'m> Session<'m> {
             norm(xr, &layer.ffn_norm, cfg.norm_eps, hr);
         }
         let mut y = vec![0f32; n * d];
+        let io = FfnIo {
+            li,
+            h: &h,
+            residual: x,
+        };
         match (policy, &layer.ffn.down) {
-            (FfnPolicy::Dense, Some(down)) => {
-                self.ffn_dense(li, layer, down, &h, &mut y, observer)?
+            (FfnPolicy::Dense, Some(down)) => self.ffn_dense(layer, down, io, &mut y, observer)?,
+            (FfnPolicy::Predictor { set, .. }, _) => {
+                let p = &set.layers[li];
+                let input = match p.input() {
+                    PredictorInput::FfnNorm => io.h,
+                    PredictorInput::Residual => io.residual,
+                };
+                let mut sets = vec![Vec::new(); n];
+                if n == 1 {
+                    p.predict(&self.serial, input, &mut self.predict, &mut sets[0])?;
+                } else {
+                    // Prefill: one batched pass (f32 activations, like the rest of
+                    // prefill; decode quantizes x to 8 bits as ggml does).
+                    let mut logits = vec![0f32; n * cfg.n_ff];
+                    p.logits_batch(&self.kernels, input, n, &mut logits)?;
+                    for (set, z) in sets.iter_mut().zip(logits.chunks_exact(cfg.n_ff)) {
+                        powerinfer_predictor::select(z, p.tau(), set);
+                    }
+                }
+                self.stats.bytes += (n * p.bytes()) as u64;
+                self.ffn_sparse(layer, policy, io, Some(&sets), &mut y, observer)?
             }
-            _ if n == 1 => self.ffn_single(li, layer, policy, &h, &mut y, observer)?,
-            _ => self.ffn_batch(li, layer, policy, &h, &mut y, observer)?,
+            _ => self.ffn_sparse(layer, policy, io, None, &mut y, observer)?,
         }
         for (xr, yr) in x.chunks_exact_mut(d).zip(y.chunks_exact_mut(d)) {
             add_bias(yr, layer.down_bias.as_ref());
@@ -338,14 +393,14 @@ impl<'m> Session<'m> {
     /// The baseline: every neuron, the down projection as a GEMV over the stored matrix.
     fn ffn_dense(
         &mut self,
-        li: usize,
         layer: &Layer,
         down: &TensorInfo,
-        h: &[f32],
+        io: FfnIo,
         y: &mut [f32],
         observer: Option<&mut FfnObserver<'_>>,
     ) -> Result<(), ModelError> {
         let (d, n_ff) = (self.model.config().dim, self.model.config().n_ff);
+        let (li, h) = (io.li, io.h);
         let n = h.len() / d;
         let w = self.model.ffn_weights(layer)?;
         let ctx = || format!("blk.{li}: dense ffn");
@@ -362,72 +417,108 @@ impl<'m> Session<'m> {
         }
         self.matmul(&self.model.matrix(down)?, &g, n, y).ctx(ctx)?;
         self.stats.active[li] += (n * n_ff) as u64;
+        self.stats.bytes += n as u64 * (layer.ffn.gate_up_bytes() + down.n_bytes);
         if let Some(obs) = observer {
-            for (hb, gb) in h.chunks_exact(d).zip(g.chunks_exact(n_ff)) {
-                let fired: Vec<u32> = (0..n_ff as u32)
-                    .filter(|&i| gb[i as usize] != 0.0)
-                    .collect();
-                obs(li, hb, &fired);
+            for b in 0..n {
+                obs(&FfnObservation {
+                    layer: li,
+                    input: &h[b * d..(b + 1) * d],
+                    residual: &io.residual[b * d..(b + 1) * d],
+                    neurons: &self.all_neurons,
+                    values: &g[b * n_ff..(b + 1) * n_ff],
+                });
             }
         }
         Ok(())
     }
 
-    /// One token through the fused sparse kernel.
-    fn ffn_single(
+    /// The sparse path: one token through the fused kernel, several through
+    /// [`Session::ffn_batch`]. `sets` are per-token candidate lists (a predictor's).
+    fn ffn_sparse(
         &mut self,
-        li: usize,
         layer: &Layer,
         policy: &FfnPolicy,
-        h: &[f32],
+        io: FfnIo,
+        sets: Option<&[Vec<u32>]>,
         y: &mut [f32],
         observer: Option<&mut FfnObserver<'_>>,
     ) -> Result<(), ModelError> {
+        let li = io.li;
+        let w = self.model.ffn_weights(layer)?;
         let (candidates, skip) = policy.layer(li);
+        let candidates = sets
+            .and_then(|s| s.first())
+            .map(Vec::as_slice)
+            .or(candidates);
+        if io.h.len() != w.dim() {
+            return self.ffn_batch(&w, policy, io, sets, y, observer);
+        }
         let active = self
             .kernels
-            .ffn_sparse(
-                &self.model.ffn_weights(layer)?,
-                h,
-                candidates,
-                skip,
-                y,
-                &mut self.scratch,
-            )
+            .ffn_sparse(&w, io.h, candidates, skip, y, &mut self.scratch)
             .ctx(|| format!("blk.{li}: ffn"))?;
-        self.stats.active[li] += active as u64;
+        let gates = candidates.map_or(w.neurons(), <[u32]>::len);
+        Self::count(&mut self.stats, li, &w, gates, active);
         if let Some(obs) = observer {
-            let fired: Vec<u32> = (self
-                .scratch
-                .active()
-                .iter()
-                .zip(self.scratch.active_values()))
-            .filter(|(_, v)| **v != 0.0)
-            .map(|(i, _)| *i)
-            .collect();
-            obs(li, h, &fired);
+            obs(&FfnObservation {
+                layer: li,
+                input: io.h,
+                residual: io.residual,
+                neurons: self.scratch.active(),
+                values: self.scratch.active_values(),
+            });
         }
         Ok(())
     }
 
-    /// Several tokens: gates of every candidate for every token, then up and down over
-    /// the union of the neurons that any token keeps.
+    /// Density and bytes of one token: `gates` gate rows read, `kept` neurons' up and
+    /// down rows.
+    fn count(stats: &mut FfnStats, li: usize, w: &FfnWeights, gates: usize, kept: usize) {
+        let up = w.up.map_or(0, |u| u.row_bytes());
+        stats.active[li] += kept as u64;
+        stats.bytes += (gates * w.gate.row_bytes() + kept * (up + w.down_t.row_bytes())) as u64;
+    }
+
+    /// Several tokens: gates of the union of the tokens' candidates for every token,
+    /// then up and down over the union of the neurons that any token keeps; a token's
+    /// output holds exactly the neurons it would keep alone.
     fn ffn_batch(
         &mut self,
-        li: usize,
-        layer: &Layer,
+        w: &FfnWeights,
         policy: &FfnPolicy,
-        h: &[f32],
+        io: FfnIo,
+        sets: Option<&[Vec<u32>]>,
         y: &mut [f32],
         mut observer: Option<&mut FfnObserver<'_>>,
     ) -> Result<(), ModelError> {
         let d = self.model.config().dim;
+        let (li, h) = (io.li, io.h);
         let n = h.len() / d;
-        let w = self.model.ffn_weights(layer)?;
         let (candidates, skip) = policy.layer(li);
         let ctx = || format!("blk.{li}: ffn");
-        let cand = candidates.unwrap_or(&self.all_neurons);
+        let union_sets;
+        let cand = match sets {
+            Some(s) => {
+                union_sets = union(s);
+                &union_sets
+            }
+            None => candidates.unwrap_or(&self.all_neurons),
+        };
         let m = cand.len();
+        // Per token, which of `cand` it may use (all without per-token sets).
+        let member: Option<Vec<bool>> = sets.map(|s| {
+            let mut mask = vec![false; n * m];
+            for (b, set) in s.iter().enumerate() {
+                let mut k = 0;
+                for &i in set {
+                    while cand[k] < i {
+                        k += 1;
+                    }
+                    mask[b * m + k] = true;
+                }
+            }
+            mask
+        });
         let mut g = vec![0f32; n * m];
         self.kernels
             .gemm_rows(&w.gate, h, n, cand, &mut g)
@@ -441,11 +532,11 @@ impl<'m> Session<'m> {
                 *v = w.act.gate(*v + w.gate_bias.map_or(0.0, |b| b[i as usize]));
             }
         }
-        let keep = |a: f32| a.abs() > threshold;
+        let keep = |b: usize, k: usize| {
+            member.as_ref().is_none_or(|mask| mask[b * m + k]) && g[b * m + k].abs() > threshold
+        };
         // Positions (in `cand`) of the union of kept neurons, and the neurons themselves.
-        let kept: Vec<usize> = (0..m)
-            .filter(|&k| (0..n).any(|b| keep(g[b * m + k])))
-            .collect();
+        let kept: Vec<usize> = (0..m).filter(|&k| (0..n).any(|b| keep(b, k))).collect();
         let union: Vec<u32> = kept.iter().map(|&k| cand[k]).collect();
         let u_n = union.len();
         let mut hs = vec![0f32; n * u_n];
@@ -454,23 +545,36 @@ impl<'m> Session<'m> {
         }
         for b in 0..n {
             let mut fired = Vec::new();
+            let mut values = Vec::new();
             for (j, &k) in kept.iter().enumerate() {
-                let a = g[b * m + k];
-                let v = if keep(a) {
-                    w.act.combine(a, hs[b * u_n + j])
+                let v = if keep(b, k) {
+                    w.act.combine(g[b * m + k], hs[b * u_n + j])
                 } else {
                     0.0
                 };
                 hs[b * u_n + j] = v;
                 if v != 0.0 {
                     fired.push(union[j]);
+                    values.push(v);
                 }
             }
             // Same accounting as the single-token kernel: without skipping, every
             // candidate's down row is read.
-            self.stats.active[li] += if skip == Skip::None { u_n } else { fired.len() } as u64;
+            let gates = sets.map_or(m, |s| s[b].len());
+            let kept_b = if skip == Skip::None {
+                sets.map_or(u_n, |s| s[b].len())
+            } else {
+                fired.len()
+            };
+            Self::count(&mut self.stats, li, w, gates, kept_b);
             if let Some(obs) = observer.as_deref_mut() {
-                obs(li, &h[b * d..(b + 1) * d], &fired);
+                obs(&FfnObservation {
+                    layer: li,
+                    input: &h[b * d..(b + 1) * d],
+                    residual: &io.residual[b * d..(b + 1) * d],
+                    neurons: &fired,
+                    values: &values,
+                });
             }
         }
         self.kernels
@@ -478,4 +582,21 @@ impl<'m> Session<'m> {
             .ctx(ctx)?;
         Ok(())
     }
+}
+
+/// One FFN call's inputs: the layer, the normalised input and the residual stream
+/// (`n × dim` each).
+#[derive(Clone, Copy)]
+struct FfnIo<'a> {
+    li: usize,
+    h: &'a [f32],
+    residual: &'a [f32],
+}
+
+/// The sorted union of sorted index lists.
+fn union(sets: &[Vec<u32>]) -> Vec<u32> {
+    let mut all: Vec<u32> = sets.iter().flatten().copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    all
 }

@@ -15,6 +15,9 @@ use super::value::{Value, ValueType};
 
 /// The GGUF magic, `GGUF` as bytes.
 pub(crate) const MAGIC: [u8; 4] = *b"GGUF";
+/// PowerInfer's marker for a GGUF file with sparse-inference tensors (its converter
+/// overwrites the magic; the rest of the format is unchanged).
+pub(crate) const POWERINFER_MAGIC: [u8; 4] = *b"PWRI";
 /// Alignment of the data section when `general.alignment` is absent.
 pub const DEFAULT_ALIGNMENT: u64 = 32;
 /// The metadata key that overrides the alignment.
@@ -152,7 +155,7 @@ pub(crate) fn parse(bytes: &[u8], file: &str) -> Result<Parsed, GgufError> {
         pos: 0,
         file,
     };
-    if bytes.get(..4) != Some(&MAGIC[..]) {
+    if bytes.get(..4) != Some(&MAGIC[..]) && bytes.get(..4) != Some(&POWERINFER_MAGIC[..]) {
         return Err(GgufError::BadMagic {
             file: file.to_string(),
             found: bytes.iter().take(4).copied().collect(),
