@@ -66,8 +66,9 @@ struct Args {
     /// Force an instruction set (scalar, avx2).
     #[arg(long)]
     isa: Option<String>,
-    /// Weight type of the sparse path's transposed down projection: auto (Q8_0 for
-    /// quantized models), q8_0, q4_0 (4.5 bits; costs +9.7% perplexity on SmolLM2), f16.
+    /// Layout of the sparse path's transposed down projection: auto (4-bit models: the
+    /// exact 4-bit transpose; Q8_0 models: Q8_0), or re-quantized to q8_0, q4_0 (+9.7%
+    /// perplexity on SmolLM2), f16, f32.
     #[arg(long, default_value = "auto")]
     down_t: String,
     /// Print the FFN density of every layer at the end.

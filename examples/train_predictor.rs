@@ -77,8 +77,9 @@ struct Args {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Weight type of the sparse path's transposed down projection during the quality
-    /// search (auto = Q8_0 for quantized models; use the same with `generate --down-t`).
+    /// Layout of the sparse path's transposed down projection during the quality
+    /// search (auto = the exact 4-bit transpose for 4-bit models; decode with the same
+    /// `generate --down-t`).
     #[arg(long, default_value = "auto")]
     down_t: String,
     /// Output file (default: models/<model stem>.predictor).

@@ -32,8 +32,8 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_value = "0.5,0.3,0.15")]
     densities: Vec<f64>,
     /// A predictor file (from `train_predictor`): adds `predictor` rows, on the model
-    /// as loaded (Q8_0 transposed down) and, for 4-bit models, with a Q4_0 one (the
-    /// 4.5-bit speed ceiling; +9.7% perplexity on SmolLM2 from the re-quantization).
+    /// as loaded (4-bit models: the exact 4-bit transpose of the down projection) and,
+    /// for 4-bit models, with the Q8_0 re-quantized transpose for comparison.
     #[arg(long)]
     predictor: Option<std::path::PathBuf>,
     /// One JSON object per line instead of a table.
@@ -68,7 +68,7 @@ pub fn run(args: &Args) -> Result<()> {
         (Some(_), Some(WType::Q4_0 | WType::Q4_1)) => Some(Model::open_with(
             &path,
             &LoadOptions {
-                down_t: Some(WType::Q4_0),
+                down_t: Some(WType::Q8_0),
             },
         )?),
         _ => None,
@@ -118,10 +118,7 @@ pub fn run(args: &Args) -> Result<()> {
         }
         if let Some(set) = &predictor {
             for m in std::iter::once(&model).chain(&sparse_model) {
-                let name = format!(
-                    "predictor({} down)",
-                    m.down_t_type().map_or("?", |t| t.name())
-                );
+                let name = format!("predictor({} down)", m.down_t_layout());
                 let policy = FfnPolicy::Predictor {
                     set: set.clone(),
                     gate_check: None,

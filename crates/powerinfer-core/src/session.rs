@@ -476,7 +476,8 @@ impl<'m> Session<'m> {
     fn count(stats: &mut FfnStats, li: usize, w: &FfnWeights, gates: usize, kept: usize) {
         let up = w.up.map_or(0, |u| u.row_bytes());
         stats.active[li] += kept as u64;
-        stats.bytes += (gates * w.gate.row_bytes() + kept * (up + w.down_t.row_bytes())) as u64;
+        stats.bytes +=
+            (gates * w.gate.row_bytes() + kept * (up + w.down_t.bytes_per_neuron())) as u64;
     }
 
     /// Several tokens: gates of the union of the tokens' candidates for every token,
@@ -578,7 +579,7 @@ impl<'m> Session<'m> {
             }
         }
         self.kernels
-            .axpy_rows_batch(&w.down_t, &hs, n, &union, y)
+            .axpy_down_batch(&w.down_t, &hs, n, &union, y)
             .ctx(ctx)?;
         Ok(())
     }

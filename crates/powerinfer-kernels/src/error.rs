@@ -6,6 +6,10 @@ use crate::WType;
 /// kernels underneath can index without bounds surprises.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum KernelError {
+    /// An operation that does not exist for these operands (e.g. a layout that only
+    /// some weight types have).
+    #[error("{0}")]
+    Unsupported(String),
     /// A row length that is not a whole number of blocks of its type.
     #[error("{cols} columns is not a multiple of the {wtype} block size {block}")]
     NotBlockAligned {

@@ -2,7 +2,7 @@
 
 use crate::context::{check_idx, check_len, prepare};
 use crate::q8::BlockQ8;
-use crate::{KernelError, Kernels, Matrix, WType, blocks};
+use crate::{ColQ4, KernelError, Kernels, Matrix, WType, blocks};
 
 /// How a neuron's gate (and up) pre-activations become its output `h`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -55,6 +55,98 @@ pub enum Skip {
     Below(f32),
 }
 
+/// The down projection with one row per neuron, as the sparse axpy reads it.
+///
+/// Why two forms: a row-major matrix in any weight type (PowerInfer's `ffn_down_t`, or
+/// a transpose made at load), or a 4-bit source transposed exactly ([`ColQ4`]: no
+/// second rounding, 4 bits per weight read per active neuron).
+#[derive(Clone, Copy, Debug)]
+pub enum DownRows<'a> {
+    /// `n_ff × dim` rows in a weight type.
+    Matrix(Matrix<'a>),
+    /// A Q4_0/Q4_1 `dim × n_ff` matrix transposed without re-quantizing.
+    ColQ4(&'a ColQ4),
+}
+
+impl<'a> From<Matrix<'a>> for DownRows<'a> {
+    fn from(m: Matrix<'a>) -> DownRows<'a> {
+        DownRows::Matrix(m)
+    }
+}
+
+impl<'a> From<&'a ColQ4> for DownRows<'a> {
+    fn from(c: &'a ColQ4) -> DownRows<'a> {
+        DownRows::ColQ4(c)
+    }
+}
+
+impl DownRows<'_> {
+    /// Neurons.
+    pub fn neurons(&self) -> usize {
+        match self {
+            DownRows::Matrix(m) => m.rows(),
+            DownRows::ColQ4(c) => c.neurons(),
+        }
+    }
+
+    /// Outputs per neuron.
+    pub fn dim(&self) -> usize {
+        match self {
+            DownRows::Matrix(m) => m.cols(),
+            DownRows::ColQ4(c) => c.dim(),
+        }
+    }
+
+    /// Bytes read per active neuron (for [`ColQ4`], its codes plus its share of its
+    /// block's scales, which 32 neurons share).
+    pub fn bytes_per_neuron(&self) -> usize {
+        match self {
+            DownRows::Matrix(m) => m.row_bytes(),
+            DownRows::ColQ4(c) => c.row_bytes() + c.block_scale_bytes() / crate::COLQ4_BLOCK,
+        }
+    }
+
+    /// A short name of the layout, for reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DownRows::Matrix(m) => m.wtype().name(),
+            DownRows::ColQ4(_) => "q4-exact",
+        }
+    }
+}
+
+impl Kernels {
+    /// `y += Σ_k h[k] · down[idx[k]]` over either form of [`DownRows`] (see
+    /// [`Kernels::axpy_rows`] and [`Kernels::axpy_colq4`]).
+    pub fn axpy_down(
+        &self,
+        w: &DownRows,
+        h: &[f32],
+        idx: &[u32],
+        y: &mut [f32],
+    ) -> Result<(), KernelError> {
+        match w {
+            DownRows::Matrix(m) => self.axpy_rows(m, h, idx, y),
+            DownRows::ColQ4(c) => self.axpy_colq4(c, h, idx, y),
+        }
+    }
+
+    /// [`Kernels::axpy_down`] for `n` tokens (see [`Kernels::axpy_rows_batch`]).
+    pub fn axpy_down_batch(
+        &self,
+        w: &DownRows,
+        hs: &[f32],
+        n: usize,
+        idx: &[u32],
+        ys: &mut [f32],
+    ) -> Result<(), KernelError> {
+        match w {
+            DownRows::Matrix(m) => self.axpy_rows_batch(m, hs, n, idx, ys),
+            DownRows::ColQ4(c) => self.axpy_colq4_batch(c, hs, n, idx, ys),
+        }
+    }
+}
+
 /// The three weight views of one FFN, rows indexed by neuron.
 ///
 /// `gate` and `up` are `n_ff × dim` (gate/fc1 rows); `down_t` is the down projection
@@ -67,7 +159,7 @@ pub struct FfnWeights<'a> {
     /// Up rows (absent for [`Activation::Relu`]).
     pub up: Option<Matrix<'a>>,
     /// Down projection transposed: one row per neuron.
-    pub down_t: Matrix<'a>,
+    pub down_t: DownRows<'a>,
     /// Per-neuron bias added to the gate pre-activation (OPT's fc1 bias).
     pub gate_bias: Option<&'a [f32]>,
     /// The activation.
@@ -87,8 +179,8 @@ impl FfnWeights<'_> {
 
     fn validate(&self) -> Result<(), KernelError> {
         let (n, d) = (self.neurons(), self.dim());
-        check_len("ffn: down_t rows", n, self.down_t.rows())?;
-        check_len("ffn: down_t cols", d, self.down_t.cols())?;
+        check_len("ffn: down_t rows", n, self.down_t.neurons())?;
+        check_len("ffn: down_t cols", d, self.down_t.dim())?;
         match (self.up, self.act.has_up()) {
             (Some(up), true) => {
                 check_len("ffn: up rows", n, up.rows())?;
@@ -199,7 +291,10 @@ impl Kernels {
             active.truncate(kept);
             h_active.truncate(kept);
         }
-        self.axpy_unchecked(&w.down_t, h_active, active, y);
+        match &w.down_t {
+            DownRows::Matrix(m) => self.axpy_unchecked(m, h_active, active, y),
+            DownRows::ColQ4(c) => self.axpy_colq4_unchecked(c, h_active, active, y),
+        }
         Ok(active.len())
     }
 }
@@ -233,7 +328,7 @@ impl BundledFfn {
         let view = FfnWeights {
             gate: *gate,
             up: up.copied(),
-            down_t: *down_t,
+            down_t: (*down_t).into(),
             gate_bias: gate_bias.as_deref(),
             act,
         };
@@ -300,7 +395,7 @@ impl BundledFfn {
         FfnWeights {
             gate: view(tg, 0),
             up: self.act.has_up().then(|| view(tu, gate_bytes)),
-            down_t: view(td, gate_bytes + up_bytes),
+            down_t: view(td, gate_bytes + up_bytes).into(),
             gate_bias: self.gate_bias.as_deref(),
             act: self.act,
         }

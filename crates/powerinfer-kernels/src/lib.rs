@@ -20,6 +20,7 @@
 mod avx2;
 mod axpy;
 mod blocks;
+mod colq4;
 mod context;
 mod dispatch;
 mod error;
@@ -32,9 +33,10 @@ mod scalar;
 mod wtype;
 
 pub use blocks::{QK, dequantize_row, quantize_matrix, quantize_row};
+pub use colq4::{COLQ4_BLOCK, ColQ4};
 pub use context::Kernels;
 pub use error::KernelError;
-pub use ffn::{Activation, BundledFfn, FfnScratch, FfnWeights, Skip, transpose};
+pub use ffn::{Activation, BundledFfn, DownRows, FfnScratch, FfnWeights, Skip, transpose};
 pub use isa::Isa;
 pub use matrix::Matrix;
 pub use q8::{BlockQ8, quantize_q8};

@@ -131,7 +131,7 @@ proptest! {
             prop_assert!(bad(k.axpy_rows(&m, &vec![1.0; n], &idx, &mut vec![0.0; c.cols])));
             prop_assert!(bad(k.gemm_rows(&m, &x, 1, &idx, &mut vec![0.0; n])));
             prop_assert!(bad(k.axpy_rows_batch(&m, &vec![1.0; n], 1, &idx, &mut vec![0.0; c.cols])));
-            let w = FfnWeights { gate: m, up: None, down_t: m, gate_bias: None, act: Activation::Relu };
+            let w = FfnWeights { gate: m, up: None, down_t: m.into(), gate_bias: None, act: Activation::Relu };
             let r = k.ffn_sparse(&w, &x, Some(&idx), Skip::None, &mut vec![0.0; c.cols], &mut FfnScratch::default());
             prop_assert!(bad(r.map(drop)));
         }
