@@ -54,7 +54,7 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// FFN policy: dense | oracle[:T] | threshold:<density> | static:<density> |
-    /// predictor:<file>[:gate=<d>] (`threshold` calibrates per-layer cuts, `static`
+    /// predictor[:<file>][:gate=<d>] (`threshold` calibrates per-layer cuts, `static`
     /// per-layer hot neuron sets, on the first 256 tokens of data/botchan.txt;
     /// `predictor` reads a file from `train_predictor`; `:gate=<d>` also drops predicted
     /// neurons below the gate cut of `threshold:<d>`).
@@ -104,7 +104,7 @@ fn main() -> Result<()> {
         },
     )
     .with_context(|| format!("loading {}", path.display()))?;
-    let policy = parse_policy(&args.policy, &engine)?;
+    let policy = parse_policy(&args.policy, &engine, &path)?;
     let params = GenerateParams {
         max_tokens: args.max_tokens,
         sampler: SamplerParams {
@@ -164,8 +164,8 @@ fn calibration_tokens(engine: &Engine) -> Result<Vec<u32>> {
 }
 
 /// `dense`, `oracle`, `oracle:<threshold>`, `threshold:<density>`, `static:<density>`
-/// or `predictor:<file>[:gate=<d>]`.
-fn parse_policy(spec: &str, engine: &Engine) -> Result<FfnPolicy> {
+/// or `predictor[:<file>][:gate=<d>]`.
+fn parse_policy(spec: &str, engine: &Engine, model_path: &std::path::Path) -> Result<FfnPolicy> {
     let (name, arg) = spec
         .split_once(':')
         .map_or((spec, None), |(a, b)| (a, Some(b)));
@@ -186,12 +186,18 @@ fn parse_policy(spec: &str, engine: &Engine) -> Result<FfnPolicy> {
             FfnPolicy::Threshold { per_layer }
         }
         "predictor" => {
-            let arg = arg.with_context(|| "policy predictor needs a file: predictor:<file>")?;
-            let (file, gate) = match arg.rsplit_once(":gate=") {
-                Some((f, d)) => (f, Some(num(Some(d))?)),
-                None => (arg, None),
+            // `predictor` alone: the file train_predictor writes next to the model.
+            let default = model_path.with_extension("predictor");
+            let default = default.to_str().unwrap_or("model.predictor");
+            let arg = arg.unwrap_or(default);
+            let (file, gate) = match (arg.strip_prefix("gate="), arg.rsplit_once(":gate=")) {
+                (Some(d), _) => (default, Some(num(Some(d))?)),
+                (None, Some((f, d))) => (f, Some(num(Some(d))?)),
+                (None, None) => (arg, None),
             };
-            let set = PredictorSet::load(file)?;
+            let set = PredictorSet::load(file).with_context(
+                || "train one with `cargo run --release --example train_predictor`",
+            )?;
             set.check_model(engine.model().predictor_id(), file)?;
             // Gate check: drop predicted neurons whose |act(gate)| is below the
             // per-layer cut that a `threshold:<d>` policy would use.
@@ -219,7 +225,7 @@ fn parse_policy(spec: &str, engine: &Engine) -> Result<FfnPolicy> {
             FfnPolicy::StaticHot { per_layer }
         }
         other => bail!(
-            "unknown policy {other:?} (dense, oracle[:T], threshold:<density>, static:<density>, predictor:<file>[:gate=<d>])"
+            "unknown policy {other:?} (dense, oracle[:T], threshold:<density>, static:<density>, predictor[:<file>][:gate=<d>])"
         ),
     })
 }

@@ -282,12 +282,7 @@ fn main() -> Result<()> {
     // 4. Report and file.
     let out = match &args.out {
         Some(p) => p.clone(),
-        None => {
-            let stem = path
-                .file_stem()
-                .map_or("model".into(), |s| s.to_string_lossy().into_owned());
-            path.with_file_name(format!("{stem}.predictor"))
-        }
+        None => path.with_extension("predictor"),
     };
     set.save(&out)?;
     println!(

@@ -119,7 +119,7 @@ fn gate_magnitudes(
             Err(e) => err = Some(e),
         }
     };
-    session.forward_observed(tokens, &FfnPolicy::Dense, &mut observe)?;
+    session.observe(tokens, &FfnPolicy::Dense, &mut observe)?;
     match err {
         Some(e) => Err(e),
         None => Ok(mags),

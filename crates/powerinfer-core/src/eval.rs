@@ -29,21 +29,38 @@ pub fn perplexity(
     chunk: usize,
     policy: &FfnPolicy,
 ) -> Result<Score, ModelError> {
-    let chunk = chunk.max(2);
-    let mut session = Session::new(model, kernels.clone(), chunk);
+    let items: Vec<(&[u32], usize)> = tokens.chunks(chunk.max(2)).map(|c| (c, 1)).collect();
+    score(model, kernels, &items, policy)
+}
+
+/// Scores `policy` on independent sequences `(tokens, first)`: each is run as a fresh
+/// sequence and only the predictions of `tokens[first..]` are scored (e.g. a code
+/// solution after its prompt).
+pub fn score(
+    model: &Model,
+    kernels: &Kernels,
+    items: &[(&[u32], usize)],
+    policy: &FfnPolicy,
+) -> Result<Score, ModelError> {
+    let longest = items.iter().map(|(t, _)| t.len()).max().unwrap_or(0);
+    let mut session = Session::new(model, kernels.clone(), longest.max(1));
     let vocab = model.config().vocab;
     let (mut nll, mut n) = (0f64, 0usize);
-    for c in tokens.chunks(chunk).filter(|c| c.len() >= 2) {
+    for &(seq, first) in items {
+        let first = first.max(1);
+        if seq.len() <= first {
+            continue;
+        }
         session.reset();
-        let logits = session.forward_all(c, policy)?;
-        for (row, &next) in logits.chunks_exact(vocab).zip(&c[1..]) {
-            nll -= log_softmax_at(row, next as usize);
+        let logits = session.forward_all(seq, policy)?;
+        for (p, &next) in seq.iter().enumerate().skip(first) {
+            nll -= log_softmax_at(&logits[(p - 1) * vocab..p * vocab], next as usize);
             n += 1;
         }
     }
     if n == 0 {
         return Err(ModelError::Policy(
-            "perplexity needs at least two tokens".into(),
+            "scoring needs at least one token after its context".into(),
         ));
     }
     let stats = session.stats();
@@ -73,7 +90,7 @@ pub fn observe_dense(
     let mut done = 0;
     for c in tokens.chunks(chunk) {
         session.reset();
-        session.forward_observed(c, &FfnPolicy::Dense, observer)?;
+        session.observe(c, &FfnPolicy::Dense, observer)?;
         done += c.len();
         progress(done);
     }

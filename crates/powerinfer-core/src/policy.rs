@@ -35,6 +35,13 @@ pub enum FfnPolicy {
         /// One sorted list per layer.
         per_layer: Vec<Vec<u32>>,
     },
+    /// The quality ceiling of dynamic sparsity, not a speed policy: per token and layer
+    /// every neuron's `a = act(gate·x)·(up·x)` is computed exactly and only the
+    /// `density` share of largest `|a|` is kept (the predictors' training target).
+    TopK {
+        /// Share of neurons kept per token, in (0, 1].
+        density: f32,
+    },
     /// PowerInfer's dynamic sparsity: per token and layer a trained predictor picks the
     /// neurons before any FFN weight is read, and only their gate, up and down rows are
     /// computed. With `gate_check` (one cut per layer on `|act(gate·x)|`), predicted
@@ -80,6 +87,10 @@ impl FfnPolicy {
                 }
                 Ok(())
             }
+            FfnPolicy::TopK { density } if *density > 0.0 && *density <= 1.0 => Ok(()),
+            FfnPolicy::TopK { density } => Err(ModelError::Policy(format!(
+                "top-k density {density} must be in (0, 1]"
+            ))),
             FfnPolicy::Predictor { set, gate_check } => {
                 layers(set.layers.len())?;
                 if let Some(cuts) = gate_check {
@@ -101,6 +112,7 @@ impl FfnPolicy {
     /// `Predictor`, the rule applied to the predicted candidates).
     pub(crate) fn layer(&self, layer: usize) -> (Option<&[u32]>, Skip) {
         match self {
+            FfnPolicy::TopK { .. } => (None, Skip::None),
             FfnPolicy::Predictor { gate_check, .. } => (
                 None,
                 gate_check

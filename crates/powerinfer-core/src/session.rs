@@ -25,6 +25,10 @@ pub struct FfnStats {
     /// one-token decode step reads them (gate rows of every candidate, up and down rows
     /// of the neurons kept; the dense path reads whole matrices).
     pub bytes: u64,
+    /// Time spent in predictors.
+    pub predictor_time: std::time::Duration,
+    /// Time spent in the FFN kernels (after prediction; norms excluded).
+    pub ffn_time: std::time::Duration,
 }
 
 impl FfnStats {
@@ -98,7 +102,7 @@ impl<'m> Session<'m> {
                 active: vec![0; cfg.n_layers],
                 tokens: 0,
                 n_ff: cfg.n_ff,
-                bytes: 0,
+                ..FfnStats::default()
             },
             all_neurons: (0..cfg.n_ff as u32).collect(),
             serial,
@@ -140,13 +144,17 @@ impl<'m> Session<'m> {
     /// Zeroes the statistics.
     pub fn reset_stats(&mut self) {
         self.stats.active.iter_mut().for_each(|a| *a = 0);
-        self.stats.tokens = 0;
-        self.stats.bytes = 0;
+        let n_ff = self.stats.n_ff;
+        self.stats = FfnStats {
+            active: vec![0; self.stats.active.len()],
+            n_ff,
+            ..FfnStats::default()
+        };
     }
 
     /// Feeds `tokens` at the next positions and returns the logits of the last one.
     pub fn forward(&mut self, tokens: &[u32], policy: &FfnPolicy) -> Result<Vec<f32>, ModelError> {
-        let mut all = self.forward_impl(tokens, policy, false, None)?;
+        let mut all = self.forward_impl(tokens, policy, Logits::Last, None)?;
         let vocab = self.model.config().vocab;
         Ok(all.split_off(all.len().saturating_sub(vocab)))
     }
@@ -157,7 +165,7 @@ impl<'m> Session<'m> {
         tokens: &[u32],
         policy: &FfnPolicy,
     ) -> Result<Vec<f32>, ModelError> {
-        self.forward_impl(tokens, policy, true, None)
+        self.forward_impl(tokens, policy, Logits::All, None)
     }
 
     /// [`Session::forward_all`] that also reports each layer's FFN input and active set.
@@ -167,26 +175,39 @@ impl<'m> Session<'m> {
         policy: &FfnPolicy,
         observer: &mut FfnObserver<'_>,
     ) -> Result<Vec<f32>, ModelError> {
-        self.forward_impl(tokens, policy, true, Some(observer))
+        self.forward_impl(tokens, policy, Logits::All, Some(observer))
+    }
+
+    /// Feeds `tokens` reporting each layer's FFN, without computing logits (the output
+    /// head is a fifth of SmolLM2's prefill work): how profiles and training data are
+    /// collected.
+    pub fn observe(
+        &mut self,
+        tokens: &[u32],
+        policy: &FfnPolicy,
+        observer: &mut FfnObserver<'_>,
+    ) -> Result<(), ModelError> {
+        self.forward_impl(tokens, policy, Logits::None, Some(observer))
+            .map(drop)
     }
 
     fn forward_impl(
         &mut self,
         tokens: &[u32],
         policy: &FfnPolicy,
-        all_logits: bool,
+        logits: Logits,
         observer: Option<&mut FfnObserver<'_>>,
     ) -> Result<Vec<f32>, ModelError> {
         // Enter the thread pool once per pass, not once per kernel call.
         let kernels = self.kernels.clone();
-        kernels.install(|| self.forward_in_pool(tokens, policy, all_logits, observer))
+        kernels.install(|| self.forward_in_pool(tokens, policy, logits, observer))
     }
 
     fn forward_in_pool(
         &mut self,
         tokens: &[u32],
         policy: &FfnPolicy,
-        all_logits: bool,
+        which: Logits,
         mut observer: Option<&mut FfnObserver<'_>>,
     ) -> Result<Vec<f32>, ModelError> {
         let model = self.model;
@@ -226,10 +247,10 @@ impl<'m> Session<'m> {
         }
         self.cache.set_len(pos0 + n);
         self.stats.tokens += n as u64;
-        let rows: Vec<usize> = if all_logits {
-            (0..n).collect()
-        } else {
-            vec![n - 1]
+        let rows: Vec<usize> = match which {
+            Logits::All => (0..n).collect(),
+            Logits::Last => vec![n - 1],
+            Logits::None => return Ok(Vec::new()),
         };
         let out_m = model.matrix(&model.output)?;
         let mut hs = vec![0f32; rows.len() * d];
@@ -349,8 +370,13 @@ impl<'m> Session<'m> {
             h: &h,
             residual: x,
         };
+        let start = std::time::Instant::now();
+        let mut predicting = std::time::Duration::ZERO;
         match (policy, &layer.ffn.down) {
             (FfnPolicy::Dense, Some(down)) => self.ffn_dense(layer, down, io, &mut y, observer)?,
+            (FfnPolicy::TopK { density }, _) => {
+                self.ffn_topk(layer, *density, io, &mut y, observer)?
+            }
             (FfnPolicy::Predictor { set, .. }, _) => {
                 let p = &set.layers[li];
                 let input = match p.input() {
@@ -370,10 +396,13 @@ impl<'m> Session<'m> {
                     }
                 }
                 self.stats.bytes += (n * p.bytes()) as u64;
-                self.ffn_sparse(layer, policy, io, Some(&sets), &mut y, observer)?
+                predicting = start.elapsed();
+                self.stats.predictor_time += predicting;
+                self.ffn_sparse(layer, policy, io, Some(&sets), &mut y, observer)?;
             }
             _ => self.ffn_sparse(layer, policy, io, None, &mut y, observer)?,
         }
+        self.stats.ffn_time += start.elapsed().saturating_sub(predicting);
         for (xr, yr) in x.chunks_exact_mut(d).zip(y.chunks_exact_mut(d)) {
             add_bias(yr, layer.down_bias.as_ref());
             xr.iter_mut().zip(yr.iter()).for_each(|(a, b)| *a += b);
@@ -426,6 +455,61 @@ impl<'m> Session<'m> {
                     residual: &io.residual[b * d..(b + 1) * d],
                     neurons: &self.all_neurons,
                     values: &g[b * n_ff..(b + 1) * n_ff],
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The top-k oracle: every neuron's activation, then per token only the largest
+    /// `density` share by `|a|` goes through the down projection.
+    fn ffn_topk(
+        &mut self,
+        layer: &Layer,
+        density: f32,
+        io: FfnIo,
+        y: &mut [f32],
+        mut observer: Option<&mut FfnObserver<'_>>,
+    ) -> Result<(), ModelError> {
+        let (d, n_ff) = (self.model.config().dim, self.model.config().n_ff);
+        let (li, h) = (io.li, io.h);
+        let n = h.len() / d;
+        let w = self.model.ffn_weights(layer)?;
+        let ctx = || format!("blk.{li}: top-k ffn");
+        let mut g = vec![0f32; n * n_ff];
+        self.matmul(&w.gate, h, n, &mut g).ctx(ctx)?;
+        let mut u = vec![0f32; if w.up.is_some() { n * n_ff } else { 0 }];
+        if let Some(up) = &w.up {
+            self.matmul(up, h, n, &mut u).ctx(ctx)?;
+        }
+        let rule = powerinfer_predictor::ActiveRule::TopDensity(density);
+        let mut scratch = Vec::new();
+        for b in 0..n {
+            let a: Vec<f32> = (0..n_ff)
+                .map(|i| {
+                    let k = b * n_ff + i;
+                    let gate = w.act.gate(g[k] + w.gate_bias.map_or(0.0, |bias| bias[i]));
+                    w.act.combine(gate, u.get(k).copied().unwrap_or(0.0))
+                })
+                .collect();
+            let cut = rule.cut(&a, &mut scratch);
+            let (idx, vals): (Vec<u32>, Vec<f32>) = a
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.abs() > cut)
+                .map(|(i, &v)| (i as u32, v))
+                .unzip();
+            self.kernels
+                .axpy_down(&w.down_t, &vals, &idx, &mut y[b * d..(b + 1) * d])
+                .ctx(ctx)?;
+            Self::count(&mut self.stats, li, &w, n_ff, idx.len());
+            if let Some(obs) = observer.as_deref_mut() {
+                obs(&FfnObservation {
+                    layer: li,
+                    input: &h[b * d..(b + 1) * d],
+                    residual: &io.residual[b * d..(b + 1) * d],
+                    neurons: &idx,
+                    values: &vals,
                 });
             }
         }
@@ -583,6 +667,14 @@ impl<'m> Session<'m> {
             .ctx(ctx)?;
         Ok(())
     }
+}
+
+/// Which positions' logits a forward pass computes.
+#[derive(Clone, Copy)]
+enum Logits {
+    All,
+    Last,
+    None,
 }
 
 /// One FFN call's inputs: the layer, the normalised input and the residual stream

@@ -339,3 +339,40 @@ fn a_predictor_trained_on_the_real_model_runs_decodes_and_refuses_other_models()
         "{err}"
     );
 }
+
+#[test]
+fn the_top_k_oracle_keeps_exactly_its_share_and_equals_dense_when_keeping_all() {
+    let model = Model::open(data("ref_llama_f32.gguf")).unwrap();
+    let tokens = [3u32, 1, 4, 1, 5, 9, 2, 6];
+    let k = Kernels::new();
+    for batched in [false, true] {
+        let run = |p: &FfnPolicy| {
+            let mut s = Session::new(&model, k.clone(), 16);
+            let logits = if batched {
+                s.forward_all(&tokens, p).unwrap()
+            } else {
+                tokens
+                    .iter()
+                    .flat_map(|&t| s.forward(&[t], p).unwrap())
+                    .collect()
+            };
+            (logits, s.stats().density())
+        };
+        let (dense, _) = run(&FfnPolicy::Dense);
+        let (all, d) = run(&FfnPolicy::TopK { density: 1.0 });
+        assert_eq!(d, 1.0);
+        let scale = dense.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let err = all
+            .iter()
+            .zip(&dense)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(err <= 1e-4 * scale, "batched {batched}: {err}");
+        // 160 neurons: 40 per token at 25%, 80 at 50%.
+        for target in [0.25f32, 0.5] {
+            let (_, d) = run(&FfnPolicy::TopK { density: target });
+            assert_eq!(d, f64::from(target), "batched {batched}");
+        }
+    }
+    assert!(FfnPolicy::TopK { density: 0.0 }.validate(2, 160).is_err());
+    assert!(FfnPolicy::TopK { density: 1.5 }.validate(2, 160).is_err());
+}
