@@ -91,7 +91,7 @@ pub fn run(args: &Args) -> Result<()> {
             args.decode_tokens
         );
         println!(
-            "{:<18} {:>3} {:>9} {:>12} {:>11} {:>8} {:>9} {:>10} {:>8} {:>9} {:>10}",
+            "{:<22} {:>3} {:>9} {:>12} {:>11} {:>8} {:>9} {:>10} {:>8} {:>9} {:>10} {:>7}",
             "policy",
             "thr",
             "density",
@@ -102,7 +102,8 @@ pub fn run(args: &Args) -> Result<()> {
             "bound t/s",
             "% bound",
             "MB/token",
-            "byte bound"
+            "byte bound",
+            "pred %"
         );
     }
     for (&threads, &bw) in args.threads.iter().zip(&bw) {
@@ -150,19 +151,23 @@ pub fn run(args: &Args) -> Result<()> {
             // and the speedup over dense they allow.
             let bytes = other_bytes + s.stats().bytes_per_token();
             let byte_bound = dense_bytes as f64 / bytes;
+            // Predictor time as a share of the sparse FFN's kernel time.
+            let pred = s.stats().predictor_time.as_secs_f64()
+                / s.stats().ffn_time.as_secs_f64().max(1e-12);
             if args.json {
                 println!(
-                    "{{\"policy\":\"{name}\",\"threads\":{threads},\"density\":{density:.4},\"prefill_tok_s\":{prefill:.2},\"decode_tok_s\":{decode:.2},\"speedup\":{:.3},\"bw_gbps\":{bw:.2},\"bound_tok_s\":{bound:.2},\"dense_bytes\":{dense_bytes},\"bytes_per_token\":{bytes:.0},\"byte_bound_speedup\":{byte_bound:.3}}}",
+                    "{{\"policy\":\"{name}\",\"threads\":{threads},\"density\":{density:.4},\"prefill_tok_s\":{prefill:.2},\"decode_tok_s\":{decode:.2},\"speedup\":{:.3},\"bw_gbps\":{bw:.2},\"bound_tok_s\":{bound:.2},\"dense_bytes\":{dense_bytes},\"bytes_per_token\":{bytes:.0},\"byte_bound_speedup\":{byte_bound:.3},\"predictor_share\":{pred:.4}}}",
                     decode / dense
                 );
             } else {
                 println!(
-                    "{name:<18} {threads:>3} {:>8.1}% {prefill:>12.1} {decode:>11.1} {:>7.2}x {bw:>9.1} {bound:>10.1} {:>7.0}% {:>9.1} {:>9.2}x",
+                    "{name:<22} {threads:>3} {:>8.1}% {prefill:>12.1} {decode:>11.1} {:>7.2}x {bw:>9.1} {bound:>10.1} {:>7.0}% {:>9.1} {:>9.2}x {:>6.1}%",
                     100.0 * density,
                     decode / dense,
                     100.0 * decode / bound,
                     bytes / 1e6,
-                    byte_bound
+                    byte_bound,
+                    100.0 * pred
                 );
             }
         }
