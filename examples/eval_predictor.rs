@@ -22,7 +22,6 @@ use powerinfer::core::calibrate::thresholds_for_density;
 use powerinfer::core::eval::{Score, score};
 use powerinfer::core::tokenizer::Tokenizer;
 use powerinfer::core::{FfnPolicy, Model, corpus};
-use powerinfer::kernels::Kernels;
 use powerinfer::predictor::PredictorSet;
 
 #[derive(Parser, Debug)]
@@ -63,11 +62,7 @@ fn main() -> Result<()> {
     let set = PredictorSet::load(&pred_path)
         .with_context(|| "train one with `cargo run --release --example train_predictor`")?;
     set.check_model(model.predictor_id(), &pred_path.display().to_string())?;
-    let kernels = if args.threads > 0 {
-        Kernels::new().with_threads(args.threads)?
-    } else {
-        Kernels::new()
-    };
+    let kernels = data::kernels(args.threads)?;
     let text = data::evaluation_tokens(&tokenizer, args.text.as_deref())?;
     let text = &text[..args.text_tokens.min(text.len())];
     let text_items: Vec<(&[u32], usize)> = text.chunks(512).map(|c| (c, 1)).collect();

@@ -20,7 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use powerinfer::core::eval::observe_dense;
 use powerinfer::core::tokenizer::Tokenizer;
 use powerinfer::core::{FfnObservation, Model};
-use powerinfer::kernels::{Activation, Kernels};
+use powerinfer::kernels::Activation;
 use powerinfer::predictor::{ActivationStats, ActiveRule, TOP_SHARES};
 
 #[derive(Parser, Debug)]
@@ -62,11 +62,7 @@ fn main() -> Result<()> {
     if args.tokens > 0 {
         tokens.truncate(args.tokens);
     }
-    let kernels = if args.threads > 0 {
-        Kernels::new().with_threads(args.threads)?
-    } else {
-        Kernels::new()
-    };
+    let kernels = data::kernels(args.threads)?;
     let rule = match model.config().activation {
         Activation::SwiGlu => ActiveRule::TopDensity(args.density),
         _ => ActiveRule::NonZero,

@@ -23,7 +23,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use powerinfer::core::eval::{observe_dense, perplexity};
 use powerinfer::core::tokenizer::Tokenizer;
 use powerinfer::core::{FfnObservation, FfnPolicy, LoadOptions, Model, corpus};
-use powerinfer::kernels::{Activation, Kernels, WType};
+use powerinfer::kernels::{Activation, WType};
 use powerinfer::predictor::{
     ActiveRule, FitOptions, PredictorInput, PredictorSet, RecallKind, Samples, TrainOptions, fit,
 };
@@ -111,11 +111,7 @@ fn main() -> Result<()> {
         train_t
     };
     let held_t = &held_t[..args.held_out.min(held_t.len())];
-    let kernels = if args.threads > 0 {
-        Kernels::new().with_threads(args.threads)?
-    } else {
-        Kernels::new()
-    };
+    let kernels = data::kernels(args.threads)?;
     let rule = match cfg.activation {
         Activation::SwiGlu => ActiveRule::TopDensity(args.density),
         _ => ActiveRule::NonZero,

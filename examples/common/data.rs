@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use powerinfer::core::{assets, corpus, tokenizer::Tokenizer};
+use powerinfer::kernels::Kernels;
 
 /// `model`, or the default model (fetched on first use).
 pub fn model_path(model: Option<&Path>) -> Result<PathBuf> {
@@ -19,24 +20,8 @@ pub fn model_path(model: Option<&Path>) -> Result<PathBuf> {
     })
 }
 
-/// The calibration part (first 85% of the tokens) of `corpus`, or of
-/// `data/botchan.txt` when `None`.
-pub fn calibration_tokens(tokenizer: &Tokenizer, corpus: Option<&Path>) -> Result<Vec<u32>> {
-    let path = match corpus {
-        Some(p) => p.to_path_buf(),
-        None => {
-            assets::ensure_assets()?;
-            assets::data_path("botchan.txt")
-        }
-    };
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let tokens = tokenizer.encode(&text, false)?;
-    Ok(corpus::split(&tokens).0.to_vec())
-}
-
-/// The evaluation part (last 15% of the tokens) of `text`, or of data/botchan.txt.
-pub fn evaluation_tokens(tokenizer: &Tokenizer, text: Option<&Path>) -> Result<Vec<u32>> {
+/// The tokens of a plain-text file, or of data/botchan.txt when `None`.
+fn text_tokens(tokenizer: &Tokenizer, text: Option<&Path>) -> Result<Vec<u32>> {
     let path = match text {
         Some(p) => p.to_path_buf(),
         None => {
@@ -46,8 +31,27 @@ pub fn evaluation_tokens(tokenizer: &Tokenizer, text: Option<&Path>) -> Result<V
     };
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let tokens = tokenizer.encode(&text, false)?;
-    Ok(corpus::split(&tokens).1.to_vec())
+    Ok(tokenizer.encode(&text, false)?)
+}
+
+/// The calibration part (first 85% of the tokens) of `corpus`, or of
+/// `data/botchan.txt` when `None`.
+pub fn calibration_tokens(tokenizer: &Tokenizer, corpus: Option<&Path>) -> Result<Vec<u32>> {
+    Ok(corpus::split(&text_tokens(tokenizer, corpus)?).0.to_vec())
+}
+
+/// The evaluation part (last 15% of the tokens) of `text`, or of data/botchan.txt.
+pub fn evaluation_tokens(tokenizer: &Tokenizer, text: Option<&Path>) -> Result<Vec<u32>> {
+    Ok(corpus::split(&text_tokens(tokenizer, text)?).1.to_vec())
+}
+
+/// Kernels on `threads` workers (0 = one per core).
+pub fn kernels(threads: usize) -> Result<Kernels> {
+    Ok(if threads > 0 {
+        Kernels::new().with_threads(threads)?
+    } else {
+        Kernels::new()
+    })
 }
 
 /// HumanEval-format problems (`.jsonl` or `.jsonl.gz`, default data/HumanEval.jsonl.gz)

@@ -419,6 +419,31 @@ impl<'m> Session<'m> {
         }
     }
 
+    /// Every neuron's activation `a = act(gate·x (+ bias))·(up·x)` for the `n` rows of
+    /// `h` (`n × n_ff`).
+    fn activations(
+        &self,
+        li: usize,
+        w: &FfnWeights,
+        h: &[f32],
+        n: usize,
+    ) -> Result<Vec<f32>, ModelError> {
+        let n_ff = w.neurons();
+        let ctx = || format!("blk.{li}: ffn gate/up");
+        let mut g = vec![0f32; n * n_ff];
+        self.matmul(&w.gate, h, n, &mut g).ctx(ctx)?;
+        let mut u = vec![0f32; if w.up.is_some() { n * n_ff } else { 0 }];
+        if let Some(up) = &w.up {
+            self.matmul(up, h, n, &mut u).ctx(ctx)?;
+        }
+        for (k, v) in g.iter_mut().enumerate() {
+            let i = k % n_ff;
+            let a = w.act.gate(*v + w.gate_bias.map_or(0.0, |b| b[i]));
+            *v = w.act.combine(a, u.get(k).copied().unwrap_or(0.0));
+        }
+        Ok(g)
+    }
+
     /// The baseline: every neuron, the down projection as a GEMV over the stored matrix.
     fn ffn_dense(
         &mut self,
@@ -433,17 +458,7 @@ impl<'m> Session<'m> {
         let n = h.len() / d;
         let w = self.model.ffn_weights(layer)?;
         let ctx = || format!("blk.{li}: dense ffn");
-        let mut g = vec![0f32; n * n_ff];
-        self.matmul(&w.gate, h, n, &mut g).ctx(ctx)?;
-        let mut u = vec![0f32; if w.up.is_some() { n * n_ff } else { 0 }];
-        if let Some(up) = &w.up {
-            self.matmul(up, h, n, &mut u).ctx(ctx)?;
-        }
-        for (k, v) in g.iter_mut().enumerate() {
-            let i = k % n_ff;
-            let a = w.act.gate(*v + w.gate_bias.map_or(0.0, |b| b[i]));
-            *v = w.act.combine(a, u.get(k).copied().unwrap_or(0.0));
-        }
+        let g = self.activations(li, &w, h, n)?;
         self.matmul(&self.model.matrix(down)?, &g, n, y).ctx(ctx)?;
         self.stats.active[li] += (n * n_ff) as u64;
         self.stats.bytes += n as u64 * (layer.ffn.gate_up_bytes() + down.n_bytes);
@@ -476,23 +491,11 @@ impl<'m> Session<'m> {
         let n = h.len() / d;
         let w = self.model.ffn_weights(layer)?;
         let ctx = || format!("blk.{li}: top-k ffn");
-        let mut g = vec![0f32; n * n_ff];
-        self.matmul(&w.gate, h, n, &mut g).ctx(ctx)?;
-        let mut u = vec![0f32; if w.up.is_some() { n * n_ff } else { 0 }];
-        if let Some(up) = &w.up {
-            self.matmul(up, h, n, &mut u).ctx(ctx)?;
-        }
+        let all = self.activations(li, &w, h, n)?;
         let rule = powerinfer_predictor::ActiveRule::TopDensity(density);
         let mut scratch = Vec::new();
-        for b in 0..n {
-            let a: Vec<f32> = (0..n_ff)
-                .map(|i| {
-                    let k = b * n_ff + i;
-                    let gate = w.act.gate(g[k] + w.gate_bias.map_or(0.0, |bias| bias[i]));
-                    w.act.combine(gate, u.get(k).copied().unwrap_or(0.0))
-                })
-                .collect();
-            let cut = rule.cut(&a, &mut scratch);
+        for (b, a) in all.chunks_exact(n_ff).enumerate() {
+            let cut = rule.cut(a, &mut scratch);
             let (idx, vals): (Vec<u32>, Vec<f32>) = a
                 .iter()
                 .enumerate()

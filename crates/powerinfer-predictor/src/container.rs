@@ -10,6 +10,9 @@
 //! magic 8 bytes | version u32 | payload_len u64 | crc32 u32 | payload
 //! ```
 
+use std::path::Path;
+
+use crate::PredictorError;
 use crate::error::FileProblem;
 
 const HEADER_LEN: usize = 8 + 4 + 8 + 4;
@@ -61,6 +64,43 @@ pub(crate) fn open<'a>(
         return Err(FileProblem::Checksum { expected, actual });
     }
     Ok(payload)
+}
+
+/// A file of `kind` decoded from memory, its problems as [`PredictorError::File`].
+pub(crate) fn from_bytes<T>(
+    kind: &'static str,
+    bytes: &[u8],
+    decode: fn(&[u8]) -> Result<T, FileProblem>,
+) -> Result<T, PredictorError> {
+    decode(bytes).map_err(|problem| PredictorError::File {
+        kind,
+        path: None,
+        problem,
+    })
+}
+
+/// Writes `bytes` to `path`, naming the file on failure.
+pub(crate) fn save(kind: &'static str, path: &Path, bytes: &[u8]) -> Result<(), PredictorError> {
+    std::fs::write(path, bytes).map_err(|e| PredictorError::File {
+        kind,
+        path: Some(path.to_path_buf()),
+        problem: e.into(),
+    })
+}
+
+/// Reads and decodes the file at `path`, naming it on failure.
+pub(crate) fn load<T>(
+    kind: &'static str,
+    path: &Path,
+    decode: fn(&[u8]) -> Result<T, FileProblem>,
+) -> Result<T, PredictorError> {
+    let err = |problem| PredictorError::File {
+        kind,
+        path: Some(path.to_path_buf()),
+        problem,
+    };
+    let bytes = std::fs::read(path).map_err(|e| err(e.into()))?;
+    decode(&bytes).map_err(err)
 }
 
 /// Appends little-endian fields.

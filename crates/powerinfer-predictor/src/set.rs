@@ -29,6 +29,8 @@ use crate::{
 
 const MAGIC: &[u8; 8] = b"PIPRED\0\x1a";
 const VERSION: u32 = 1;
+/// How errors name this kind of file.
+const KIND: &str = "predictor";
 
 /// The operating point a predictor set was calibrated for.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -170,31 +172,17 @@ impl PredictorSet {
 
     /// Decodes [`PredictorSet::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<PredictorSet, PredictorError> {
-        decode(bytes).map_err(|problem| PredictorError::File {
-            kind: "predictor",
-            path: None,
-            problem,
-        })
+        container::from_bytes(KIND, bytes, decode)
     }
 
     /// Writes the file.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), PredictorError> {
-        std::fs::write(path.as_ref(), self.to_bytes()).map_err(|e| PredictorError::File {
-            kind: "predictor",
-            path: Some(path.as_ref().to_path_buf()),
-            problem: e.into(),
-        })
+        container::save(KIND, path.as_ref(), &self.to_bytes())
     }
 
     /// Reads a file written by [`PredictorSet::save`].
     pub fn load(path: impl AsRef<Path>) -> Result<PredictorSet, PredictorError> {
-        let err = |problem| PredictorError::File {
-            kind: "predictor",
-            path: Some(path.as_ref().to_path_buf()),
-            problem,
-        };
-        let bytes = std::fs::read(path.as_ref()).map_err(|e| err(e.into()))?;
-        decode(&bytes).map_err(err)
+        container::load(KIND, path.as_ref(), decode)
     }
 }
 

@@ -10,6 +10,8 @@ use crate::{ActiveRule, ModelId};
 
 const MAGIC: &[u8; 8] = b"PISTATS\x1a";
 const VERSION: u32 = 1;
+/// How errors name this kind of file.
+const KIND: &str = "activation stats";
 
 /// Per layer and neuron: the number of tokens in which it was active, and the sum of
 /// `|a|` over all tokens (its *mass*).
@@ -168,31 +170,17 @@ impl ActivationStats {
 
     /// Decodes [`ActivationStats::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<ActivationStats, PredictorError> {
-        decode(bytes).map_err(|problem| PredictorError::File {
-            kind: "activation stats",
-            path: None,
-            problem,
-        })
+        container::from_bytes(KIND, bytes, decode)
     }
 
     /// Writes the file.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), PredictorError> {
-        std::fs::write(path.as_ref(), self.to_bytes()).map_err(|e| PredictorError::File {
-            kind: "activation stats",
-            path: Some(path.as_ref().to_path_buf()),
-            problem: e.into(),
-        })
+        container::save(KIND, path.as_ref(), &self.to_bytes())
     }
 
     /// Reads a file written by [`ActivationStats::save`].
     pub fn load(path: impl AsRef<Path>) -> Result<ActivationStats, PredictorError> {
-        let err = |problem| PredictorError::File {
-            kind: "activation stats",
-            path: Some(path.as_ref().to_path_buf()),
-            problem,
-        };
-        let bytes = std::fs::read(path.as_ref()).map_err(|e| err(e.into()))?;
-        decode(&bytes).map_err(err)
+        container::load(KIND, path.as_ref(), decode)
     }
 }
 
