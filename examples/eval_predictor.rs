@@ -13,6 +13,7 @@
 #[path = "common/data.rs"]
 mod data;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -52,6 +53,8 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    // A closed pipe (`| head`) ends the tool with an error, not a panic.
+    let mut out = std::io::stdout().lock();
     let path = data::model_path(args.model.as_deref())?;
     let model = Model::open(&path).with_context(|| format!("loading {}", path.display()))?;
     let tokenizer = Tokenizer::from_gguf(model.gguf())?;
@@ -72,7 +75,8 @@ fn main() -> Result<()> {
         ("text", text_items.as_slice()),
         ("code", code_items.as_slice()),
     ];
-    println!(
+    writeln!(
+        out,
         "{}: predictor {} ({:.2} MB, {} recall {} on calibration text, ppl ratio there {}); text {} tokens, code {} problems",
         path.display(),
         pred_path.display(),
@@ -84,22 +88,24 @@ fn main() -> Result<()> {
             .map_or("?".into(), |r| format!("{r:.3}")),
         text.len(),
         code.len()
-    );
+    )?;
     let predictor = FfnPolicy::Predictor {
         set: Arc::new(set),
         gate_check: None,
     };
-    println!(
+    writeln!(
+        out,
         "{:<22} {:<5} {:>8} {:>9} {:>9} {:>8} {:>10}",
         "policy", "set", "density", "tokens", "ppl", "dppl", "FFN MB/tok"
-    );
+    )?;
     // Calibration for the comparison policies: the first 1,024 calibration tokens.
     let calib = data::calibration_tokens(&tokenizer, args.text.as_deref())?;
     let calib = &corpus::split_calibration(&calib).0[..1024.min(calib.len())];
     for (set_name, items) in sets {
         let dense = score(&model, &kernels, items, &FfnPolicy::Dense)?;
-        let row = |name: &str, s: &Score| {
-            println!(
+        let mut row = |name: &str, s: &Score| {
+            writeln!(
+                out,
                 "{name:<22} {set_name:<5} {:>7.1}% {:>9} {:>9.3} {:>+7.1}% {:>10.2}",
                 100.0 * s.density,
                 s.tokens,
@@ -108,20 +114,20 @@ fn main() -> Result<()> {
                 s.ffn_bytes_per_token / 1e6
             )
         };
-        row("dense", &dense);
+        row("dense", &dense)?;
         let p = score(&model, &kernels, items, &predictor)?;
-        row("predictor", &p);
+        row("predictor", &p)?;
         let d = p.density.clamp(0.01, 1.0);
         let per_layer = thresholds_for_density(&model, &kernels, calib, d)?;
         let t = score(&model, &kernels, items, &FfnPolicy::Threshold { per_layer })?;
-        row(&format!("threshold:{d:.3}"), &t);
+        row(&format!("threshold:{d:.3}"), &t)?;
         let k = score(
             &model,
             &kernels,
             items,
             &FfnPolicy::TopK { density: d as f32 },
         )?;
-        row(&format!("top-k:{d:.3}"), &k);
+        row(&format!("top-k:{d:.3}"), &k)?;
     }
     Ok(())
 }

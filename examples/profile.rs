@@ -12,6 +12,7 @@ mod data;
 #[path = "common/plot.rs"]
 mod plot;
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -55,6 +56,8 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    // A closed pipe (`| head`) ends the tool with an error, not a panic.
+    let mut out = std::io::stdout().lock();
     let path = data::model_path(args.model.as_deref())?;
     let model = Model::open(&path).with_context(|| format!("loading {}", path.display()))?;
     let tokenizer = Tokenizer::from_gguf(model.gguf())?;
@@ -95,7 +98,8 @@ fn main() -> Result<()> {
         }
     }
     stats.save(&args.out)?;
-    println!(
+    writeln!(
+        out,
         "{}: {} tokens of {}, active = {rule}; stats written to {}",
         path.display(),
         tokens.len(),
@@ -103,16 +107,17 @@ fn main() -> Result<()> {
             .as_ref()
             .map_or("data/botchan.txt".to_string(), |p| p.display().to_string()),
         args.out.display()
-    );
+    )?;
     let pct = |s: f64| format!("{:.0}%", s * 100.0);
     let heads: Vec<String> = TOP_SHARES.iter().map(|&s| pct(s)).collect();
-    println!(
+    writeln!(
+        out,
         "{:>5} {:>8} {:>6}   share of events held by the hottest {:<22} share of mass held by the hottest",
         "layer",
         "density",
         "never",
         heads.join("/")
-    );
+    )?;
     for l in 0..stats.layers() {
         let s = stats.summary(l);
         let row = |v: &[f64]| {
@@ -121,13 +126,14 @@ fn main() -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        println!(
+        writeln!(
+            out,
             "{l:>5} {:>7.1}% {:>6}   {:<56} {}",
             100.0 * s.mean_density,
             s.never_active,
             row(&s.event_share),
             row(&s.mass_share)
-        );
+        )?;
     }
     let n = stats.layers();
     let shown: Vec<usize> = [0, n / 4, n / 2, 3 * n / 4, n.saturating_sub(1)]
@@ -176,6 +182,6 @@ fn main() -> Result<()> {
         1400,
         600,
     )?;
-    println!("plot written to {}", args.plot.display());
+    writeln!(out, "plot written to {}", args.plot.display())?;
     Ok(())
 }

@@ -12,6 +12,7 @@
 #[path = "common/data.rs"]
 mod data;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -92,6 +93,8 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    // A closed pipe (`| head`) ends the tool with an error, not a panic.
+    let mut out = std::io::stdout().lock();
     let t0 = Instant::now();
     let path = data::model_path(args.model.as_deref())?;
     // The quality search must see the numbers decoding will: the same down_t layout.
@@ -122,7 +125,8 @@ fn main() -> Result<()> {
         other => bail!("unknown recall kind {other:?} (mass, event)"),
     };
     let n_layers = cfg.n_layers;
-    println!(
+    writeln!(
+        out,
         "{}: {} layers, dim {}, n_ff {}; target = {rule}; {} training + {} held-out tokens",
         path.display(),
         cfg.n_layers,
@@ -130,7 +134,7 @@ fn main() -> Result<()> {
         cfg.n_ff,
         train_t.len(),
         held_t.len()
-    );
+    )?;
 
     // 1. Samples from the dense model, in batched prefill.
     let collect = |tokens: &[u32], mags: bool, what: &str| -> Result<Vec<Samples>> {
@@ -159,11 +163,12 @@ fn main() -> Result<()> {
     let held_s = collect(held_t, true, "held-out samples")?;
     let sample_bytes: usize = train_s.iter().chain(&held_s).map(Samples::bytes).sum();
     let t_collect = t0.elapsed();
-    println!(
+    writeln!(
+        out,
         "collected in {:.0} s ({:.2} GB of samples)",
         t_collect.as_secs_f64(),
         sample_bytes as f64 / 1e9
-    );
+    )?;
 
     // 2. Ladder search, rank choice within the budget, final training, thresholds.
     let id = model.predictor_id().clone();
@@ -200,7 +205,7 @@ fn main() -> Result<()> {
     })?;
     bar.finish_and_clear();
     let t_fit = t1.elapsed();
-    println!("trained in {:.0} s", t_fit.as_secs_f64());
+    writeln!(out, "trained in {:.0} s", t_fit.as_secs_f64())?;
     // 3. The operating point: the lowest recall whose held-out perplexity stays within
     //    the quality budget.
     let ppl_t = &held_t[..args.ppl_tokens.min(held_t.len())];
@@ -237,14 +242,15 @@ fn main() -> Result<()> {
                 recalibrate(&mut set, ladder[mid])?;
                 let s = score(&set)?;
                 let ratio = s.ppl / dense.ppl;
-                println!(
+                writeln!(
+                    out,
                     "  {kind} recall {:<6} → density {:5.1}%, ppl {:.2} ({:+.1}% vs dense {:.2})",
                     ladder[mid],
                     100.0 * s.density,
                     s.ppl,
                     100.0 * (ratio - 1.0),
                     dense.ppl
-                );
+                )?;
                 if ratio <= 1.0 + args.quality_budget {
                     best = Some((mid, s));
                     if mid == 0 {
@@ -258,10 +264,11 @@ fn main() -> Result<()> {
             let (i, s) = match best {
                 Some(b) => b,
                 None => {
-                    println!(
+                    writeln!(
+                        out,
                         "  no recall on the ladder meets the +{:.0}% budget; keeping recall 1.0",
                         100.0 * args.quality_budget
-                    );
+                    )?;
                     let last = ladder.len() - 1;
                     recalibrate(&mut set, ladder[last])?;
                     (last, score(&set)?)
@@ -276,12 +283,13 @@ fn main() -> Result<()> {
     let t_search = t2.elapsed();
 
     // 4. Report and file.
-    let out = match &args.out {
+    let out_path = match &args.out {
         Some(p) => p.clone(),
         None => path.with_extension("predictor"),
     };
-    set.save(&out)?;
-    println!(
+    set.save(&out_path)?;
+    writeln!(
+        out,
         "\n{:>5} {:>5} {:>9} {:>7} {:>9} {:>8} {:>9} {:>8}   ladder densities at {kind} recall {}",
         "layer",
         "rank",
@@ -292,7 +300,7 @@ fn main() -> Result<()> {
         "precision",
         "density",
         opts.recall
-    );
+    )?;
     for (l, p) in set.layers.iter().enumerate() {
         let c = set.calibration[l];
         let ladder = report.trials.get(l).map_or(String::new(), |t| {
@@ -302,7 +310,8 @@ fn main() -> Result<()> {
                 .join(" ")
         });
         match c {
-            Some(c) => println!(
+            Some(c) => writeln!(
+                out,
                 "{l:>5} {:>5} {:>9} {:>7.3} {:>9.3} {:>8.3} {:>9.3} {:>7.1}%   {ladder}",
                 p.rank(),
                 p.bytes(),
@@ -312,14 +321,16 @@ fn main() -> Result<()> {
                 c.precision,
                 100.0 * c.density
             ),
-            None => println!(
-                "{l:>5} {:>5} {:>9}   (not trained: predicts every neuron)",
+            None => writeln!(
+                out,
+                "{l:>5} {:>5} {:>9}   (no held-out result)",
                 p.rank(),
                 p.bytes()
             ),
-        }
+        }?;
     }
-    println!(
+    writeln!(
+        out,
         "\npredictors: {:.2} MB = {:.1}% of the FFN's {:.1} MB; operating point: {kind} recall {} → FFN density {:.1}%, held-out ppl {:.3} vs dense {:.3} ({:+.2}%)",
         set.bytes() as f64 / 1e6,
         100.0 * set.bytes() as f64 / model.ffn_bytes() as f64,
@@ -329,14 +340,15 @@ fn main() -> Result<()> {
         chosen.ppl,
         dense.ppl,
         100.0 * (chosen.ppl / dense.ppl - 1.0)
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "time: samples {:.0} s, training {:.0} s, quality search {:.0} s, total {:.0} s; written to {}",
         t_collect.as_secs_f64(),
         t_fit.as_secs_f64(),
         t_search.as_secs_f64(),
         t0.elapsed().as_secs_f64(),
-        out.display()
-    );
+        out_path.display()
+    )?;
     Ok(())
 }
