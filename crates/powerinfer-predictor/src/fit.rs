@@ -6,11 +6,11 @@ use rayon::prelude::*;
 
 use powerinfer_kernels::Kernels;
 
-use crate::set::held_out_logits;
+use crate::set::calibrate_layer;
 use crate::train::{Net, TrainProgress, train};
 use crate::{
     Calibration, ModelId, OperatingPoint, PredictorError, PredictorInput, PredictorSet, RecallKind,
-    Samples, TrainOptions, calibrate,
+    Samples, TrainOptions,
 };
 
 /// How to fit.
@@ -159,9 +159,9 @@ pub fn fit(
                             step,
                         })
                     })?;
-                    let p = net.deploy(opts.input, 0.0)?;
-                    let z = held_out_logits(&p, &serial, &held[l])?;
-                    let calibration = calibrate(&z, &held[l], opts.recall_kind, opts.recall)?;
+                    let mut p = net.deploy(opts.input, 0.0)?;
+                    let calibration =
+                        calibrate_layer(&mut p, &serial, &held[l], opts.recall_kind, opts.recall)?;
                     let trial = RankTrial {
                         rank,
                         bytes: p.bytes(),
@@ -208,9 +208,7 @@ pub fn fit(
                 }
             };
             let mut p = net.deploy(opts.input, 0.0)?;
-            let z = held_out_logits(&p, &serial, &held[l])?;
-            let c = calibrate(&z, &held[l], opts.recall_kind, opts.recall)?;
-            p.set_tau(c.tau);
+            let c = calibrate_layer(&mut p, &serial, &held[l], opts.recall_kind, opts.recall)?;
             Ok((p, c))
         })
         .collect::<Result<_, PredictorError>>()?;

@@ -76,21 +76,15 @@ impl LayerPredictor {
                 w2.len()
             )));
         }
-        let p = LayerPredictor {
+        LayerPredictor::assemble(
             input,
-            dim,
-            rank,
-            n_ff,
-            fc1_type: t1,
-            fc1: quantize_matrix(t1, w1, rank, dim)?,
+            [dim, rank, n_ff],
+            (t1, quantize_matrix(t1, w1, rank, dim)?),
             b1,
-            fc2_type: t2,
-            fc2: quantize_matrix(t2, w2, n_ff, rank)?,
+            (t2, quantize_matrix(t2, w2, n_ff, rank)?),
             b2,
             tau,
-        };
-        p.validate()?;
-        Ok(p)
+        )
     }
 
     /// A predictor from weights already in a kernel type (e.g. PowerInfer's f16
@@ -105,6 +99,28 @@ impl LayerPredictor {
         fc2: (WType, Vec<u8>),
         tau: f32,
     ) -> Result<LayerPredictor, PredictorError> {
+        LayerPredictor::assemble(
+            input,
+            [dim, rank, n_ff],
+            fc1,
+            Vec::new(),
+            fc2,
+            Vec::new(),
+            tau,
+        )
+    }
+
+    /// A predictor from its parts (`[dim, rank, n_ff]`, each weight buffer with its
+    /// type), every buffer checked against the shape.
+    pub(crate) fn assemble(
+        input: PredictorInput,
+        [dim, rank, n_ff]: [usize; 3],
+        fc1: (WType, Vec<u8>),
+        b1: Vec<f32>,
+        fc2: (WType, Vec<u8>),
+        b2: Vec<f32>,
+        tau: f32,
+    ) -> Result<LayerPredictor, PredictorError> {
         let p = LayerPredictor {
             input,
             dim,
@@ -112,10 +128,10 @@ impl LayerPredictor {
             n_ff,
             fc1_type: fc1.0,
             fc1: fc1.1,
-            b1: Vec::new(),
+            b1,
             fc2_type: fc2.0,
             fc2: fc2.1,
-            b2: Vec::new(),
+            b2,
             tau,
         };
         p.validate()?;
@@ -123,7 +139,7 @@ impl LayerPredictor {
     }
 
     /// Checks every buffer against the shape.
-    pub(crate) fn validate(&self) -> Result<(), PredictorError> {
+    fn validate(&self) -> Result<(), PredictorError> {
         self.fc1()?;
         self.fc2()?;
         let bias = |b: &[f32], n: usize, what: &str| {

@@ -112,11 +112,8 @@ impl PredictorSet {
                 self.layers.len()
             )));
         }
-        for (l, h) in held.iter().enumerate() {
-            let z = self.held_out_logits(kernels, l, h)?;
-            let c = calibrate(&z, h, kind, target)?;
-            self.layers[l].set_tau(c.tau);
-            self.calibration[l] = Some(c);
+        for ((p, c), h) in self.layers.iter_mut().zip(&mut self.calibration).zip(held) {
+            *c = Some(calibrate_layer(p, kernels, h, kind, target)?);
         }
         self.point = OperatingPoint {
             recall_kind: kind,
@@ -186,6 +183,19 @@ impl PredictorSet {
     }
 }
 
+/// Sets `p`'s τ for `target` recall of `kind` on `held` and returns what it gives there.
+pub(crate) fn calibrate_layer(
+    p: &mut LayerPredictor,
+    kernels: &Kernels,
+    held: &Samples,
+    kind: RecallKind,
+    target: f64,
+) -> Result<Calibration, PredictorError> {
+    let c = calibrate(&held_out_logits(p, kernels, held)?, held, kind, target)?;
+    p.set_tau(c.tau);
+    Ok(c)
+}
+
 /// Logits of `p` on the held-out tokens `held`, in batches of 512 tokens.
 pub(crate) fn held_out_logits(
     p: &LayerPredictor,
@@ -253,20 +263,9 @@ fn decode(bytes: &[u8]) -> Result<PredictorSet, FileProblem> {
         let fc2 = r.bytes("fc2")?.to_vec();
         let b2 = r.f32s("fc2 bias")?;
         let tau = r.f32("tau")?;
-        let p = LayerPredictor {
-            input,
-            dim,
-            rank,
-            n_ff,
-            fc1_type: t1,
-            fc1,
-            b1,
-            fc2_type: t2,
-            fc2,
-            b2,
-            tau,
-        };
-        p.validate().map_err(|e| malformed(e.to_string()))?;
+        let p =
+            LayerPredictor::assemble(input, [dim, rank, n_ff], (t1, fc1), b1, (t2, fc2), b2, tau)
+                .map_err(|e| malformed(e.to_string()))?;
         layers.push(p);
         calibration.push(match r.u8("calibration flag")? {
             0 => None,
