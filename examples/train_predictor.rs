@@ -124,7 +124,6 @@ fn main() -> Result<()> {
         "event" => RecallKind::Event,
         other => bail!("unknown recall kind {other:?} (mass, event)"),
     };
-    let n_layers = cfg.n_layers;
     writeln!(
         out,
         "{}: {} layers, dim {}, n_ff {}; target = {rule}; {} training + {} held-out tokens",
@@ -138,7 +137,7 @@ fn main() -> Result<()> {
 
     // 1. Samples from the dense model, in batched prefill.
     let collect = |tokens: &[u32], mags: bool, what: &str| -> Result<Vec<Samples>> {
-        let mut s = (0..n_layers)
+        let mut s = (0..cfg.n_layers)
             .map(|_| Samples::new(cfg.dim, cfg.n_ff, rule, mags))
             .collect::<Result<Vec<_>, _>>()?;
         let bar = ProgressBar::new(tokens.len() as u64).with_style(ProgressStyle::with_template(
@@ -187,7 +186,7 @@ fn main() -> Result<()> {
         input: PredictorInput::FfnNorm,
         ..FitOptions::default()
     };
-    let total = opts.total_steps(n_layers, train_t.len());
+    let total = opts.total_steps(cfg.n_layers, train_t.len());
     let bar = ProgressBar::new(total as u64).with_style(ProgressStyle::with_template(
         "training {bar:40} {pos}/{len} minibatches (eta {eta}) {msg}",
     )?);

@@ -143,7 +143,6 @@ impl<'m> Session<'m> {
 
     /// Zeroes the statistics.
     pub fn reset_stats(&mut self) {
-        self.stats.active.iter_mut().for_each(|a| *a = 0);
         let n_ff = self.stats.n_ff;
         self.stats = FfnStats {
             active: vec![0; self.stats.active.len()],
@@ -532,14 +531,15 @@ impl<'m> Session<'m> {
     ) -> Result<(), ModelError> {
         let li = io.li;
         let w = self.model.ffn_weights(layer)?;
+        if io.h.len() != w.dim() {
+            return self.ffn_batch(&w, policy, io, sets, y, observer);
+        }
+        // One token: a predictor's set for it, else the policy's candidates.
         let (candidates, skip) = policy.layer(li);
         let candidates = sets
             .and_then(|s| s.first())
             .map(Vec::as_slice)
             .or(candidates);
-        if io.h.len() != w.dim() {
-            return self.ffn_batch(&w, policy, io, sets, y, observer);
-        }
         let active = self
             .kernels
             .ffn_sparse(&w, io.h, candidates, skip, y, &mut self.scratch)

@@ -226,14 +226,16 @@ fn colq4_tile(isa: Isa, w: &ColQ4, h: &[f32], idx: &[u32], c0: usize, tile: &mut
                 .iter()
                 .take_while(|&&i| i as usize / COLQ4_BLOCK == b)
                 .count();
-        let rows: Vec<&[u8]> = idx[start..end]
-            .iter()
-            .map(|&i| w.codes(i as usize, c0, c1))
-            .collect();
+        // A run holds at most one block's 32 neurons (idx is strictly increasing).
+        let mut rows: [&[u8]; COLQ4_BLOCK] = [&[]; COLQ4_BLOCK];
+        for (r, &i) in rows.iter_mut().zip(&idx[start..end]) {
+            *r = w.codes(i as usize, c0, c1);
+        }
+        let rows = &rows[..end - start];
         let s: f32 = h[start..end].iter().sum();
         let d = &w.d[b * w.dim + c0..b * w.dim + c1];
         let m = &w.m[b * w.dim + c0..b * w.dim + c1];
-        block_axpy(isa, &rows, &h[start..end], s, d, m, tile);
+        block_axpy(isa, rows, &h[start..end], s, d, m, tile);
         start = end;
     }
 }
