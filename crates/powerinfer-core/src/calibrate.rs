@@ -18,20 +18,7 @@ pub fn thresholds_for_density(
     tokens: &[u32],
     density: f64,
 ) -> Result<Vec<f32>, ModelError> {
-    check_density(density)?;
-    Ok(gate_magnitudes(model, kernels, tokens)?
-        .into_iter()
-        .map(|mut m| {
-            // Keep the top `density` share: the cut is the value just below them.
-            let keep = ((m.len() as f64) * density).round() as usize;
-            if keep >= m.len() {
-                return 0.0;
-            }
-            let k = m.len() - keep - 1;
-            let (_, t, _) = m.select_nth_unstable_by(k, f32::total_cmp);
-            *t
-        })
-        .collect())
+    GateMagnitudes::collect(model, kernels, &[tokens])?.thresholds(density)
 }
 
 /// Per layer, the `density` share of neurons with the largest mean `|act(gate·x)|`
@@ -45,26 +32,78 @@ pub fn hot_neurons_for_density(
     tokens: &[u32],
     density: f64,
 ) -> Result<Vec<Vec<u32>>, ModelError> {
-    check_density(density)?;
-    let n_ff = model.config().n_ff;
-    Ok(gate_magnitudes(model, kernels, tokens)?
-        .into_iter()
-        .map(|m| {
-            let mut mean = vec![0f64; n_ff];
-            for row in m.chunks_exact(n_ff) {
-                mean.iter_mut().zip(row).for_each(|(a, &v)| *a += v as f64);
-            }
-            let mut order: Vec<u32> = (0..n_ff as u32).collect();
-            order.sort_by(|&a, &b| {
-                mean[b as usize]
-                    .total_cmp(&mean[a as usize])
-                    .then(a.cmp(&b))
-            });
-            order.truncate(((n_ff as f64) * density).round().max(1.0) as usize);
-            order.sort_unstable();
-            order
+    GateMagnitudes::collect(model, kernels, &[tokens])?.hot_neurons(density)
+}
+
+/// Per layer, `|act(gate·x)|` of every neuron for every calibration token: one dense
+/// pass, from which cuts and hot sets for any number of densities follow.
+pub struct GateMagnitudes {
+    n_ff: usize,
+    /// Per layer, `tokens × n_ff` magnitudes.
+    per_layer: Vec<Vec<f32>>,
+}
+
+impl GateMagnitudes {
+    /// Runs the dense model over `chunks` (each a fresh sequence) and records the
+    /// magnitudes.
+    pub fn collect(
+        model: &Model,
+        kernels: &Kernels,
+        chunks: &[&[u32]],
+    ) -> Result<GateMagnitudes, ModelError> {
+        Ok(GateMagnitudes {
+            n_ff: model.config().n_ff,
+            per_layer: gate_magnitudes(model, kernels, chunks)?,
         })
-        .collect())
+    }
+
+    /// Per layer, the cut above which the `density` share of the magnitudes lies
+    /// (a [`FfnPolicy::Threshold`]).
+    pub fn thresholds(&self, density: f64) -> Result<Vec<f32>, ModelError> {
+        check_density(density)?;
+        let mut m = Vec::new();
+        Ok(self
+            .per_layer
+            .iter()
+            .map(|layer| {
+                // Keep the top `density` share: the cut is the value just below them.
+                let keep = ((layer.len() as f64) * density).round() as usize;
+                if keep >= layer.len() {
+                    return 0.0;
+                }
+                m.clear();
+                m.extend_from_slice(layer);
+                let (_, t, _) = m.select_nth_unstable_by(layer.len() - keep - 1, f32::total_cmp);
+                *t
+            })
+            .collect())
+    }
+
+    /// Per layer, the `density` share of neurons with the largest mean magnitude,
+    /// sorted by index (a [`FfnPolicy::StaticHot`] set).
+    pub fn hot_neurons(&self, density: f64) -> Result<Vec<Vec<u32>>, ModelError> {
+        check_density(density)?;
+        let n_ff = self.n_ff;
+        Ok(self
+            .per_layer
+            .iter()
+            .map(|m| {
+                let mut mean = vec![0f64; n_ff];
+                for row in m.chunks_exact(n_ff) {
+                    mean.iter_mut().zip(row).for_each(|(a, &v)| *a += v as f64);
+                }
+                let mut order: Vec<u32> = (0..n_ff as u32).collect();
+                order.sort_by(|&a, &b| {
+                    mean[b as usize]
+                        .total_cmp(&mean[a as usize])
+                        .then(a.cmp(&b))
+                });
+                order.truncate(((n_ff as f64) * density).round().max(1.0) as usize);
+                order.sort_unstable();
+                order
+            })
+            .collect())
+    }
 }
 
 fn check_density(density: f64) -> Result<(), ModelError> {
@@ -78,22 +117,24 @@ fn check_density(density: f64) -> Result<(), ModelError> {
 }
 
 /// Per layer, `|act(gate·x)|` of every neuron for every token (`tokens × n_ff`), from
-/// one dense pass.
+/// one dense pass over each chunk.
 fn gate_magnitudes(
     model: &Model,
     kernels: &Kernels,
-    tokens: &[u32],
+    chunks: &[&[u32]],
 ) -> Result<Vec<Vec<f32>>, ModelError> {
-    if tokens.is_empty() {
+    let total: usize = chunks.iter().map(|c| c.len()).sum();
+    let longest = chunks.iter().map(|c| c.len()).max().unwrap_or(0);
+    if total == 0 {
         return Err(ModelError::Policy(
             "calibration needs at least one token".into(),
         ));
     }
     let cfg = model.config();
-    let mut mags: Vec<Vec<f32>> = vec![Vec::with_capacity(tokens.len() * cfg.n_ff); cfg.n_layers];
+    let mut mags: Vec<Vec<f32>> = vec![Vec::with_capacity(total * cfg.n_ff); cfg.n_layers];
     let mut gate_out = vec![0f32; cfg.n_ff];
     let mut err = None;
-    let mut session = Session::new(model, kernels.clone(), tokens.len());
+    let mut session = Session::new(model, kernels.clone(), longest);
     let mut observe = |o: &FfnObservation| {
         let (layer, x) = (o.layer, o.input);
         if err.is_some() {
@@ -119,7 +160,10 @@ fn gate_magnitudes(
             Err(e) => err = Some(e),
         }
     };
-    session.observe(tokens, &FfnPolicy::Dense, &mut observe)?;
+    for chunk in chunks.iter().filter(|c| !c.is_empty()) {
+        session.reset();
+        session.observe(chunk, &FfnPolicy::Dense, &mut observe)?;
+    }
     match err {
         Some(e) => Err(e),
         None => Ok(mags),

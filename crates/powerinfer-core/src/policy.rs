@@ -53,20 +53,38 @@ pub enum FfnPolicy {
         /// neurons that do not fire).
         gate_check: Option<Vec<f32>>,
     },
+    /// PowerInfer's split: per layer the hottest neurons of the offline profile (what
+    /// placement puts on the accelerator) are always computed; among the cold rest only
+    /// `cold`'s choice is.
+    HotCold {
+        /// One sorted list of always-computed neurons per layer.
+        hot: Vec<Vec<u32>>,
+        /// Which cold neurons each token adds.
+        cold: ColdChoice,
+    },
+}
+
+/// How [`FfnPolicy::HotCold`] picks the cold neurons of a token.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ColdChoice {
+    /// The cold neurons of largest exact `|a|`, filling the layer up to `density` of
+    /// its neurons in all (hot included): the ceiling of any cold-side predictor.
+    TopK {
+        /// Total share of neurons per token, in (0, 1].
+        density: f32,
+    },
+    /// The cold neurons a trained predictor picks (realizable: only predicted rows are
+    /// read).
+    Predictor {
+        /// One predictor per layer, for this model.
+        set: Arc<PredictorSet>,
+    },
 }
 
 impl FfnPolicy {
     /// Checks the policy against a model of `n_layers` layers with `n_ff` neurons each.
     pub fn validate(&self, n_layers: usize, n_ff: usize) -> Result<(), ModelError> {
-        let layers = |got: usize| {
-            if got == n_layers {
-                Ok(())
-            } else {
-                Err(ModelError::Policy(format!(
-                    "{got} per-layer entries for a model of {n_layers} layers"
-                )))
-            }
-        };
+        let layers = |got: usize| layer_count(got, n_layers);
         match self {
             FfnPolicy::Dense => Ok(()),
             FfnPolicy::Oracle { threshold } => finite(*threshold),
@@ -74,35 +92,20 @@ impl FfnPolicy {
                 layers(per_layer.len())?;
                 per_layer.iter().try_for_each(|t| finite(*t))
             }
-            FfnPolicy::StaticHot { per_layer } => {
-                layers(per_layer.len())?;
-                for (l, set) in per_layer.iter().enumerate() {
-                    if set.windows(2).any(|w| w[0] >= w[1])
-                        || set.last().is_some_and(|&i| i as usize >= n_ff)
-                    {
-                        return Err(ModelError::Policy(format!(
-                            "layer {l}: hot set must be strictly increasing and below {n_ff}"
-                        )));
-                    }
-                }
-                Ok(())
-            }
-            FfnPolicy::TopK { density } if *density > 0.0 && *density <= 1.0 => Ok(()),
-            FfnPolicy::TopK { density } => Err(ModelError::Policy(format!(
-                "top-k density {density} must be in (0, 1]"
-            ))),
+            FfnPolicy::StaticHot { per_layer } => hot_sets(per_layer, n_layers, n_ff),
+            FfnPolicy::TopK { density } => unit_density(*density),
             FfnPolicy::Predictor { set, gate_check } => {
-                layers(set.layers.len())?;
                 if let Some(cuts) = gate_check {
                     layers(cuts.len())?;
                     cuts.iter().try_for_each(|t| finite(*t))?;
                 }
-                match set.layers.iter().position(|p| p.n_ff() != n_ff) {
-                    Some(l) => Err(ModelError::Policy(format!(
-                        "layer {l}: predictor for {} neurons, the model has {n_ff}",
-                        set.layers[l].n_ff()
-                    ))),
-                    None => Ok(()),
+                predictors(set, n_layers, n_ff)
+            }
+            FfnPolicy::HotCold { hot, cold } => {
+                hot_sets(hot, n_layers, n_ff)?;
+                match cold {
+                    ColdChoice::TopK { density } => unit_density(*density),
+                    ColdChoice::Predictor { set } => predictors(set, n_layers, n_ff),
                 }
             }
         }
@@ -112,7 +115,7 @@ impl FfnPolicy {
     /// `Predictor`, the rule applied to the predicted candidates).
     pub(crate) fn layer(&self, layer: usize) -> (Option<&[u32]>, Skip) {
         match self {
-            FfnPolicy::TopK { .. } => (None, Skip::None),
+            FfnPolicy::TopK { .. } | FfnPolicy::HotCold { .. } => (None, Skip::None),
             FfnPolicy::Predictor { gate_check, .. } => (
                 None,
                 gate_check
@@ -124,6 +127,50 @@ impl FfnPolicy {
             FfnPolicy::Threshold { per_layer } => (None, Skip::Below(per_layer[layer])),
             FfnPolicy::StaticHot { per_layer } => (Some(&per_layer[layer]), Skip::None),
         }
+    }
+}
+
+fn layer_count(got: usize, n_layers: usize) -> Result<(), ModelError> {
+    if got == n_layers {
+        Ok(())
+    } else {
+        Err(ModelError::Policy(format!(
+            "{got} per-layer entries for a model of {n_layers} layers"
+        )))
+    }
+}
+
+/// Per-layer neuron lists: one per layer, strictly increasing, below `n_ff`.
+fn hot_sets(sets: &[Vec<u32>], n_layers: usize, n_ff: usize) -> Result<(), ModelError> {
+    layer_count(sets.len(), n_layers)?;
+    match sets.iter().position(|set| {
+        set.windows(2).any(|w| w[0] >= w[1]) || set.last().is_some_and(|&i| i as usize >= n_ff)
+    }) {
+        Some(l) => Err(ModelError::Policy(format!(
+            "layer {l}: neuron set must be strictly increasing and below {n_ff}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn predictors(set: &PredictorSet, n_layers: usize, n_ff: usize) -> Result<(), ModelError> {
+    layer_count(set.layers.len(), n_layers)?;
+    match set.layers.iter().position(|p| p.n_ff() != n_ff) {
+        Some(l) => Err(ModelError::Policy(format!(
+            "layer {l}: predictor for {} neurons, the model has {n_ff}",
+            set.layers[l].n_ff()
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn unit_density(density: f32) -> Result<(), ModelError> {
+    if density > 0.0 && density <= 1.0 {
+        Ok(())
+    } else {
+        Err(ModelError::Policy(format!(
+            "density {density} must be in (0, 1]"
+        )))
     }
 }
 

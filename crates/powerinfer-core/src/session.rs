@@ -4,12 +4,17 @@ use powerinfer_kernels::{FfnScratch, FfnWeights, KernelError, Kernels, Matrix, S
 use powerinfer_predictor::{PredictScratch, PredictorInput};
 use rayon::prelude::*;
 
+use std::ops::Range;
+use std::sync::Arc;
+
 use crate::config::Arch;
 use crate::error::KernelContext;
 use crate::gguf::TensorInfo;
+use crate::input_sparsity::{InputMode, InputSparsity, Proj};
 use crate::kv_cache::KvCache;
 use crate::model::{Layer, Model};
 use crate::ops::{add_bias, attend_head, norm, rope};
+use crate::policy::ColdChoice;
 use crate::{FfnPolicy, ModelError};
 
 /// Neurons computed per layer since the last reset: the density a policy achieved.
@@ -29,6 +34,11 @@ pub struct FfnStats {
     pub predictor_time: std::time::Duration,
     /// Time spent in the FFN kernels (after prediction; norms excluded).
     pub ffn_time: std::time::Duration,
+    /// With input sparsity: projection input entries kept, summed over projections,
+    /// layers and tokens.
+    pub input_kept: u64,
+    /// With input sparsity: projection input entries seen.
+    pub input_entries: u64,
 }
 
 impl FfnStats {
@@ -47,6 +57,11 @@ impl FfnStats {
     /// Mean FFN weight bytes read per token (all layers, predictors included).
     pub fn bytes_per_token(&self) -> f64 {
         self.bytes as f64 / self.tokens.max(1) as f64
+    }
+
+    /// Share of projection input entries kept, when input sparsity was on.
+    pub fn input_density(&self) -> Option<f64> {
+        (self.input_entries > 0).then(|| self.input_kept as f64 / self.input_entries as f64)
     }
 }
 
@@ -84,6 +99,7 @@ pub struct Session<'m> {
     /// `0..ctx_len`, the index list of "every cached position".
     positions: Vec<u32>,
     predict: PredictScratch,
+    input: Option<InputMode>,
 }
 
 impl<'m> Session<'m> {
@@ -108,7 +124,19 @@ impl<'m> Session<'m> {
             serial,
             positions: (0..ctx as u32).collect(),
             predict: PredictScratch::default(),
+            input: None,
         }
+    }
+
+    /// Turns model-wide input sparsity (TEAL/WINA cuts) on or off. While on, the FFN
+    /// policy must be [`FfnPolicy::Dense`]: the cuts decide the FFN's sparsity.
+    pub fn set_input_sparsity(&mut self, sparsity: Option<Arc<InputSparsity>>) {
+        self.input = sparsity.map(InputMode::Apply);
+    }
+
+    /// Replaces the input mode, returning the previous one.
+    pub(crate) fn set_input_mode(&mut self, mode: Option<InputMode>) -> Option<InputMode> {
+        std::mem::replace(&mut self.input, mode)
     }
 
     /// The model.
@@ -156,6 +184,24 @@ impl<'m> Session<'m> {
         let mut all = self.forward_impl(tokens, policy, Logits::Last, None)?;
         let vocab = self.model.config().vocab;
         Ok(all.split_off(all.len().saturating_sub(vocab)))
+    }
+
+    /// Feeds `tokens` and returns the logits of positions `rows` only
+    /// (`rows.len() × vocab`): scoring needs the positions that predict scored tokens,
+    /// and the output head is a fifth of SmolLM2's prefill work.
+    pub fn forward_rows(
+        &mut self,
+        tokens: &[u32],
+        policy: &FfnPolicy,
+        rows: Range<usize>,
+    ) -> Result<Vec<f32>, ModelError> {
+        if rows.end > tokens.len() {
+            return Err(ModelError::Policy(format!(
+                "logit rows {rows:?} past the {} tokens fed",
+                tokens.len()
+            )));
+        }
+        self.forward_impl(tokens, policy, Logits::Rows(rows), None)
     }
 
     /// Feeds `tokens` and returns the logits of every position (`tokens.len() × vocab`).
@@ -212,8 +258,28 @@ impl<'m> Session<'m> {
         let model = self.model;
         let cfg = model.config();
         policy.validate(cfg.n_layers, cfg.n_ff)?;
-        if let FfnPolicy::Predictor { set, .. } = policy {
-            set.check_model(model.predictor_id(), "predictor")?;
+        match policy {
+            FfnPolicy::Predictor { set, .. }
+            | FfnPolicy::HotCold {
+                cold: ColdChoice::Predictor { set },
+                ..
+            } => set.check_model(model.predictor_id(), "predictor")?,
+            _ => {}
+        }
+        match &self.input {
+            Some(_) if *policy != FfnPolicy::Dense => {
+                return Err(ModelError::Policy(
+                    "input sparsity composes with the dense FFN policy only".into(),
+                ));
+            }
+            Some(InputMode::Apply(s)) if s.layers() != cfg.n_layers => {
+                return Err(ModelError::Policy(format!(
+                    "input-sparsity cuts for {} layers, the model has {}",
+                    s.layers(),
+                    cfg.n_layers
+                )));
+            }
+            _ => {}
         }
         let (n, d, pos0) = (tokens.len(), cfg.dim, self.cache.len());
         if n == 0 {
@@ -246,11 +312,18 @@ impl<'m> Session<'m> {
         }
         self.cache.set_len(pos0 + n);
         self.stats.tokens += n as u64;
+        if let Some(mode) = &mut self.input {
+            mode.end_pass(n);
+        }
         let rows: Vec<usize> = match which {
             Logits::All => (0..n).collect(),
             Logits::Last => vec![n - 1],
+            Logits::Rows(ref r) => r.clone().collect(),
             Logits::None => return Ok(Vec::new()),
         };
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
         let out_m = model.matrix(&model.output)?;
         let mut hs = vec![0f32; rows.len() * d];
         for (&r, hr) in rows.iter().zip(hs.chunks_exact_mut(d)) {
@@ -259,7 +332,7 @@ impl<'m> Session<'m> {
         let mut logits = vec![0f32; rows.len() * cfg.vocab];
         // Prompt logits go through the batched (f32) kernel even for one row: once per
         // prompt, the exact logits are worth the extra time.
-        if n > 1 {
+        if n > 1 || matches!(which, Logits::Rows(_)) {
             self.kernels.gemm(&out_m, &hs, rows.len(), &mut logits)
         } else {
             self.kernels.gemv(&out_m, &hs, &mut logits)
@@ -268,21 +341,38 @@ impl<'m> Session<'m> {
         Ok(logits)
     }
 
-    /// `xs · Wᵀ (+ b)` for the `n` rows of `xs`.
+    /// `xs · Wᵀ (+ b)` for the `n` rows of `xs` (input-sparsified first when on).
     fn project(
-        &self,
+        &mut self,
+        (li, proj): (usize, Proj),
         lin: &crate::model::Linear,
         xs: &[f32],
         n: usize,
     ) -> Result<Vec<f32>, ModelError> {
         let m = self.model.matrix(&lin.t)?;
         let mut ys = vec![0f32; n * m.rows()];
+        let sparse = self.sparsify(li, proj, xs);
+        let xs = sparse.as_deref().unwrap_or(xs);
         self.matmul(&m, xs, n, &mut ys).ctx(|| lin.t.name.clone())?;
         if lin.b.is_some() {
             ys.chunks_exact_mut(m.rows())
                 .for_each(|y| add_bias(y, lin.b.as_ref()));
         }
         Ok(ys)
+    }
+
+    /// With input sparsity on, a copy of `xs` (rows of the projection's input width)
+    /// with the dropped entries zeroed (or recorded, when calibrating).
+    fn sparsify(&mut self, li: usize, proj: Proj, xs: &[f32]) -> Option<Vec<f32>> {
+        let mode = self.input.as_mut()?;
+        let width = match proj {
+            Proj::Down => self.model.config().n_ff,
+            _ => self.model.config().dim,
+        };
+        let mut out = xs.to_vec();
+        self.stats.input_kept += mode.process(li, proj, &mut out, width) as u64;
+        self.stats.input_entries += xs.len() as u64;
+        Some(out)
     }
 
     fn attention(
@@ -299,9 +389,9 @@ impl<'m> Session<'m> {
         for (xr, hr) in x.chunks_exact(d).zip(h.chunks_exact_mut(d)) {
             norm(xr, &layer.attn_norm, cfg.norm_eps, hr);
         }
-        let mut q = self.project(&layer.q, &h, n)?;
-        let mut k = self.project(&layer.k, &h, n)?;
-        let v = self.project(&layer.v, &h, n)?;
+        let mut q = self.project((li, Proj::Q), &layer.q, &h, n)?;
+        let mut k = self.project((li, Proj::K), &layer.k, &h, n)?;
+        let v = self.project((li, Proj::V), &layer.v, &h, n)?;
         for b in 0..n {
             if cfg.arch != Arch::Opt {
                 rope(&mut q[b * d..(b + 1) * d], hd, pos0 + b, cfg.rope_base);
@@ -343,7 +433,7 @@ impl<'m> Session<'m> {
             att.chunks_mut(hd).enumerate().try_for_each(work)
         }
         .ctx(|| format!("blk.{li}: attention"))?;
-        let o = self.project(&layer.o, &att, n)?;
+        let o = self.project((li, Proj::O), &layer.o, &att, n)?;
         x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
         Ok(())
     }
@@ -372,29 +462,36 @@ impl<'m> Session<'m> {
         let start = std::time::Instant::now();
         let mut predicting = std::time::Duration::ZERO;
         match (policy, &layer.ffn.down) {
+            _ if self.input.is_some() => self.ffn_input_sparse(layer, io, &mut y)?,
             (FfnPolicy::Dense, Some(down)) => self.ffn_dense(layer, down, io, &mut y, observer)?,
             (FfnPolicy::TopK { density }, _) => {
-                self.ffn_topk(layer, *density, io, &mut y, observer)?
+                self.ffn_oracle(layer, Keep::TopK(*density), io, &mut y, observer)?
             }
-            (FfnPolicy::Predictor { set, .. }, _) => {
-                let p = &set.layers[li];
-                let input = match p.input() {
-                    PredictorInput::FfnNorm => io.h,
-                    PredictorInput::Residual => io.residual,
+            (
+                FfnPolicy::HotCold {
+                    hot,
+                    cold: ColdChoice::TopK { density },
+                },
+                _,
+            ) => {
+                let keep = Keep::HotCold {
+                    hot: &hot[li],
+                    density: *density,
                 };
-                let mut sets = vec![Vec::new(); n];
-                if n == 1 {
-                    p.predict(&self.serial, input, &mut self.predict, &mut sets[0])?;
-                } else {
-                    // Prefill: one batched pass (f32 activations, like the rest of
-                    // prefill; decode quantizes x to 8 bits as ggml does).
-                    let mut logits = vec![0f32; n * cfg.n_ff];
-                    p.logits_batch(&self.kernels, input, n, &mut logits)?;
-                    for (set, z) in sets.iter_mut().zip(logits.chunks_exact(cfg.n_ff)) {
-                        powerinfer_predictor::select(z, p.tau(), set);
-                    }
+                self.ffn_oracle(layer, keep, io, &mut y, observer)?
+            }
+            (FfnPolicy::Predictor { set, .. }, _)
+            | (
+                FfnPolicy::HotCold {
+                    cold: ColdChoice::Predictor { set },
+                    ..
+                },
+                _,
+            ) => {
+                let mut sets = self.predicted(li, set, io)?;
+                if let FfnPolicy::HotCold { hot, .. } = policy {
+                    sets.iter_mut().for_each(|s| *s = merge(&hot[li], s));
                 }
-                self.stats.bytes += (n * p.bytes()) as u64;
                 predicting = start.elapsed();
                 self.stats.predictor_time += predicting;
                 self.ffn_sparse(layer, policy, io, Some(&sets), &mut y, observer)?;
@@ -407,6 +504,36 @@ impl<'m> Session<'m> {
             xr.iter_mut().zip(yr.iter()).for_each(|(a, b)| *a += b);
         }
         Ok(())
+    }
+
+    /// Per token, the neurons layer `li`'s predictor picks (its bytes counted).
+    fn predicted(
+        &mut self,
+        li: usize,
+        set: &powerinfer_predictor::PredictorSet,
+        io: FfnIo,
+    ) -> Result<Vec<Vec<u32>>, ModelError> {
+        let n_ff = self.model.config().n_ff;
+        let n = io.h.len() / self.model.config().dim;
+        let p = &set.layers[li];
+        let input = match p.input() {
+            PredictorInput::FfnNorm => io.h,
+            PredictorInput::Residual => io.residual,
+        };
+        let mut sets = vec![Vec::new(); n];
+        if n == 1 {
+            p.predict(&self.serial, input, &mut self.predict, &mut sets[0])?;
+        } else {
+            // Prefill: one batched pass (f32 activations, like the rest of prefill;
+            // decode quantizes x to 8 bits as ggml does).
+            let mut logits = vec![0f32; n * n_ff];
+            p.logits_batch(&self.kernels, input, n, &mut logits)?;
+            for (set, z) in sets.iter_mut().zip(logits.chunks_exact(n_ff)) {
+                powerinfer_predictor::select(z, p.tau(), set);
+            }
+        }
+        self.stats.bytes += (n * p.bytes()) as u64;
+        Ok(sets)
     }
 
     /// `W·x` for one row of `xs` (GEMV) or several (GEMM).
@@ -475,12 +602,14 @@ impl<'m> Session<'m> {
         Ok(())
     }
 
-    /// The top-k oracle: every neuron's activation, then per token only the largest
-    /// `density` share by `|a|` goes through the down projection.
-    fn ffn_topk(
+    /// The exact oracles (top-k, hot + top-k cold): every neuron's activation, a
+    /// per-token mask, then the down projection over the masked activations — the
+    /// dense GEMM/GEMV over the stored down matrix where there is one, so a mask that
+    /// keeps every neuron is the dense path exactly.
+    fn ffn_oracle(
         &mut self,
         layer: &Layer,
-        density: f32,
+        keep: Keep,
         io: FfnIo,
         y: &mut [f32],
         mut observer: Option<&mut FfnObserver<'_>>,
@@ -489,22 +618,36 @@ impl<'m> Session<'m> {
         let (li, h) = (io.li, io.h);
         let n = h.len() / d;
         let w = self.model.ffn_weights(layer)?;
-        let ctx = || format!("blk.{li}: top-k ffn");
-        let all = self.activations(li, &w, h, n)?;
-        let rule = powerinfer_predictor::ActiveRule::TopDensity(density);
-        let mut scratch = Vec::new();
-        for (b, a) in all.chunks_exact(n_ff).enumerate() {
-            let cut = rule.cut(a, &mut scratch);
-            let (idx, vals): (Vec<u32>, Vec<f32>) = a
-                .iter()
-                .enumerate()
-                .filter(|(_, v)| v.abs() > cut)
-                .map(|(i, &v)| (i as u32, v))
-                .unzip();
-            self.kernels
-                .axpy_down(&w.down_t, &vals, &idx, &mut y[b * d..(b + 1) * d])
-                .ctx(ctx)?;
-            Self::count(&mut self.stats, li, &w, n_ff, idx.len());
+        let ctx = || format!("blk.{li}: oracle ffn");
+        let mut all = self.activations(li, &w, h, n)?;
+        let (mut scratch, mut is_hot) = (Vec::new(), vec![false; n_ff]);
+        if let Keep::HotCold { hot, .. } = keep {
+            hot.iter().for_each(|&i| is_hot[i as usize] = true);
+        }
+        for (b, a) in all.chunks_exact_mut(n_ff).enumerate() {
+            let cut = match keep {
+                Keep::TopK(density) => {
+                    powerinfer_predictor::ActiveRule::TopDensity(density).cut(a, &mut scratch)
+                }
+                Keep::HotCold { hot, density } => {
+                    // The cold share that fills the layer up to `density` in all.
+                    let total = (n_ff as f64 * f64::from(density)).round() as usize;
+                    let cold: Vec<f32> = (0..n_ff).filter(|&i| !is_hot[i]).map(|i| a[i]).collect();
+                    let share = total.saturating_sub(hot.len()) as f64 / cold.len().max(1) as f64;
+                    powerinfer_predictor::ActiveRule::TopDensity(share.min(1.0) as f32)
+                        .cut(&cold, &mut scratch)
+                }
+            };
+            let (mut idx, mut vals) = (Vec::new(), Vec::new());
+            for (i, v) in a.iter_mut().enumerate() {
+                if is_hot[i] || v.abs() > cut {
+                    idx.push(i as u32);
+                    vals.push(*v);
+                } else {
+                    *v = 0.0;
+                }
+            }
+            Self::count(&mut self.stats, li, &w, idx.len(), idx.len());
             if let Some(obs) = observer.as_deref_mut() {
                 obs(&FfnObservation {
                     layer: li,
@@ -515,6 +658,64 @@ impl<'m> Session<'m> {
                 });
             }
         }
+        match &layer.ffn.down {
+            Some(down) => self.matmul(&self.model.matrix(down)?, &all, n, y),
+            None => self
+                .kernels
+                .axpy_down_batch(&w.down_t, &all, n, &self.all_neurons, y),
+        }
+        .ctx(ctx)
+    }
+
+    /// Model-wide input sparsity in the FFN: gate and up read their sparsified input,
+    /// down its sparsified activations, each as a dense product (the accuracy of the
+    /// cuts is the question; the bytes counted are the kept columns').
+    fn ffn_input_sparse(
+        &mut self,
+        layer: &Layer,
+        io: FfnIo,
+        y: &mut [f32],
+    ) -> Result<(), ModelError> {
+        let (d, n_ff) = (self.model.config().dim, self.model.config().n_ff);
+        let (li, h) = (io.li, io.h);
+        let n = h.len() / d;
+        let w = self.model.ffn_weights(layer)?;
+        let down = layer.ffn.down.as_ref().ok_or_else(|| {
+            ModelError::Policy(format!(
+                "blk.{li}: input sparsity needs the stored ffn_down (this file has only ffn_down_t)"
+            ))
+        })?;
+        let ctx = || format!("blk.{li}: input-sparse ffn");
+        let before = self.stats.input_kept;
+        let hg = self
+            .sparsify(li, Proj::Gate, h)
+            .unwrap_or_else(|| h.to_vec());
+        let gate_kept = self.stats.input_kept - before;
+        let mut g = vec![0f32; n * n_ff];
+        self.matmul(&w.gate, &hg, n, &mut g).ctx(ctx)?;
+        let (mut u, mut up_bytes) = (Vec::new(), 0f64);
+        if let Some(up) = &w.up {
+            let before = self.stats.input_kept;
+            let hu = self.sparsify(li, Proj::Up, h).unwrap_or_else(|| h.to_vec());
+            let kept = (self.stats.input_kept - before) as f64;
+            up_bytes = kept / d as f64 * (up.rows() * up.row_bytes()) as f64;
+            u = vec![0f32; n * n_ff];
+            self.matmul(up, &hu, n, &mut u).ctx(ctx)?;
+        }
+        for (k, v) in g.iter_mut().enumerate() {
+            let a = w.act.gate(*v + w.gate_bias.map_or(0.0, |b| b[k % n_ff]));
+            *v = w.act.combine(a, u.get(k).copied().unwrap_or(0.0));
+        }
+        let before = self.stats.input_kept;
+        let a = self.sparsify(li, Proj::Down, &g).unwrap_or(g);
+        let down_kept = self.stats.input_kept - before;
+        self.matmul(&self.model.matrix(down)?, &a, n, y).ctx(ctx)?;
+        self.stats.active[li] += down_kept;
+        let gate_bytes = (w.gate.rows() * w.gate.row_bytes()) as f64;
+        self.stats.bytes += (gate_kept as f64 / d as f64 * gate_bytes
+            + up_bytes
+            + down_kept as f64 / n_ff as f64 * down.n_bytes as f64)
+            .round() as u64;
         Ok(())
     }
 
@@ -673,11 +874,21 @@ impl<'m> Session<'m> {
 }
 
 /// Which positions' logits a forward pass computes.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Logits {
     All,
     Last,
+    Rows(Range<usize>),
     None,
+}
+
+/// Which neurons an exact oracle keeps per token.
+#[derive(Clone, Copy)]
+enum Keep<'a> {
+    /// The `density` share of largest `|a|`.
+    TopK(f32),
+    /// `hot`, then the cold neurons of largest `|a|` up to `density` in all.
+    HotCold { hot: &'a [u32], density: f32 },
 }
 
 /// One FFN call's inputs: the layer, the normalised input and the residual stream
@@ -687,6 +898,21 @@ struct FfnIo<'a> {
     li: usize,
     h: &'a [f32],
     residual: &'a [f32],
+}
+
+/// The sorted union of two sorted index lists.
+fn merge(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let next = a[i].min(b[j]);
+        i += usize::from(a[i] == next);
+        j += usize::from(b[j] == next);
+        out.push(next);
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
 }
 
 /// The sorted union of sorted index lists.

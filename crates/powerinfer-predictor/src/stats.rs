@@ -125,14 +125,17 @@ impl ActivationStats {
         self.counts(layer).iter().map(|&c| c as f64 / t).collect()
     }
 
-    /// `layer`'s neurons ranked hottest first by mass, the first `keep` of them
-    /// ascending by index: a static hot set.
-    pub fn hottest_by_mass(&self, layer: usize, keep: usize) -> Vec<u32> {
-        let mass = self.mass(layer);
-        let mut order: Vec<u32> = (0..mass.len() as u32).collect();
+    /// `layer`'s `keep` most frequently active neurons (ties broken by mass, then
+    /// index), ascending by index: a static hot set, and what placement puts on the
+    /// accelerator first.
+    pub fn hottest(&self, layer: usize, keep: usize) -> Vec<u32> {
+        let (counts, mass) = (self.counts(layer), self.mass(layer));
+        let mut order: Vec<u32> = (0..counts.len() as u32).collect();
         order.sort_by(|&a, &b| {
-            mass[b as usize]
-                .total_cmp(&mass[a as usize])
+            let (a_, b_) = (a as usize, b as usize);
+            counts[b_]
+                .cmp(&counts[a_])
+                .then(mass[b_].total_cmp(&mass[a_]))
                 .then(a.cmp(&b))
         });
         order.truncate(keep);
