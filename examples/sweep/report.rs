@@ -84,6 +84,51 @@ pub fn write_csv(path: &Path, rows: &[Row]) -> Result<()> {
     std::fs::write(path, s).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Reads back the rows of a `sweep.csv` (greedy agreement and pass@1 are not in it).
+pub fn read_csv(path: &Path) -> Result<Vec<Row>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut lines = text.lines();
+    anyhow::ensure!(
+        lines.next() == Some(CSV_HEADER),
+        "{}: not a sweep.csv (header differs)",
+        path.display()
+    );
+    lines
+        .enumerate()
+        .map(|(k, line)| {
+            let f: Vec<&str> = line.split(',').collect();
+            anyhow::ensure!(
+                f.len() == 12,
+                "{}: line {}: {} fields",
+                path.display(),
+                k + 2,
+                f.len()
+            );
+            let num = |i: usize| -> Result<f64> {
+                f[i].parse()
+                    .with_context(|| format!("{}: line {}: field {}", path.display(), k + 2, i + 1))
+            };
+            Ok(Row {
+                policy: f[0].to_string(),
+                param: f[1].to_string(),
+                target: num(2)?,
+                density: num(3)?,
+                set: if f[4] == "code" { "code" } else { "text" },
+                tokens: num(5)? as usize,
+                ppl: num(6)?,
+                dppl: num(7)?,
+                kl: num(8)?,
+                agree: num(9)?,
+                top1: num(10)?,
+                bytes_per_token: num(11)?,
+                greedy: f64::NAN,
+                pass: None,
+            })
+        })
+        .collect()
+}
+
 /// Writes `layers.csv`: per layer, the share of activation events and of mass held
 /// by the hottest 10% and 20% of neurons.
 pub fn write_layers(path: &Path, stats: &ActivationStats) -> Result<()> {
@@ -145,6 +190,8 @@ pub fn markdown(header: &str, rows: &[Row], stats: &ActivationStats) -> Result<S
             _ => writeln!(s)?,
         }
     }
+    pivot(&mut s, rows, "dppl", |r| format!("{:+.1}%", 100.0 * r.dppl))?;
+    pivot(&mut s, rows, "top-1 accuracy", |r| format!("{:.3}", r.top1))?;
     let (i10, i20) = (share_index(0.10), share_index(0.20));
     writeln!(
         s,
@@ -168,21 +215,58 @@ pub fn markdown(header: &str, rows: &[Row], stats: &ActivationStats) -> Result<S
     Ok(s)
 }
 
-/// `dppl.png`, `kl.png`, `top1.png` in `dir`: the metric against density, one line
-/// per policy, text and code side by side.
-pub fn plots(dir: &Path, rows: &[Row]) -> Result<()> {
-    type Metric = fn(&Row) -> f64;
-    let metrics: [(&str, &str, bool, Metric); 3] = [
-        ("dppl", "ppl / dense − 1", false, |r| r.dppl),
-        ("kl", "KL(dense ‖ policy), nats", true, |r| r.kl),
-        ("top1", "top-1 accuracy", false, |r| r.top1),
-    ];
+/// The distinct line labels of `rows`, in first-seen order.
+fn labels(rows: &[Row]) -> Vec<String> {
     let mut labels: Vec<String> = Vec::new();
     for r in rows {
         if !labels.contains(&r.label()) {
             labels.push(r.label());
         }
     }
+    labels
+}
+
+/// One table per set: `cell` of each policy (row) at each target density (column).
+fn pivot(s: &mut String, rows: &[Row], what: &str, cell: fn(&Row) -> String) -> Result<()> {
+    let mut targets: Vec<f64> = rows.iter().map(|r| r.target).collect();
+    targets.sort_by(|a, b| b.total_cmp(a));
+    targets.dedup();
+    let labels = labels(rows);
+    for set in ["text", "code"] {
+        writeln!(s, "\n{what} on {set}, by target density:\n")?;
+        s.push_str("| policy |");
+        targets.iter().try_for_each(|t| write!(s, " {t} |"))?;
+        s.push_str("\n|---|");
+        s.push_str(&"--:|".repeat(targets.len()));
+        s.push('\n');
+        for label in &labels {
+            write!(s, "| {label} |")?;
+            for &t in &targets {
+                let c = rows
+                    .iter()
+                    .find(|r| r.set == set && r.label() == *label && r.target == t)
+                    .map_or(String::new(), cell);
+                write!(s, " {c} |")?;
+            }
+            s.push('\n');
+        }
+    }
+    Ok(())
+}
+
+/// `dppl.png`, `kl.png`, `top1.png` in `dir`: the metric against density, one line
+/// per policy, text and code side by side.
+pub fn plots(dir: &Path, rows: &[Row]) -> Result<()> {
+    type Metric = fn(&Row) -> f64;
+    let metrics: [(&str, &str, bool, Metric); 3] = [
+        // The ratio on a log axis: one bad policy would flatten the rest on a linear one.
+        ("dppl", "ppl / ppl dense (= 1 + dppl)", true, |r| {
+            1.0 + r.dppl
+        }),
+        ("kl", "KL(dense ‖ policy), nats", true, |r| r.kl),
+        ("top1", "top-1 accuracy", false, |r| r.top1),
+    ];
+    let labels = labels(rows);
     for (file, y_label, log_y, metric) in metrics {
         let panels: Vec<Panel> = ["text", "code"]
             .iter()
@@ -190,7 +274,7 @@ pub fn plots(dir: &Path, rows: &[Row]) -> Result<()> {
                 title: format!("{file} on {set}"),
                 x_label: "density reached".into(),
                 y_label: y_label.into(),
-                log_x: false,
+                log_x: true,
                 log_y,
                 series: labels
                     .iter()

@@ -87,6 +87,9 @@ pub struct Args {
     /// Worker threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Only redraw the plots of an earlier run from its DIR/sweep.csv (no model run).
+    #[arg(long, value_name = "DIR")]
+    pub plot_only: Option<PathBuf>,
 }
 
 /// Default densities.
@@ -103,6 +106,10 @@ struct Set<'a> {
 
 /// Runs the sweep and returns the folder the results are in.
 pub fn sweep(args: &Args) -> Result<PathBuf> {
+    if let Some(dir) = &args.plot_only {
+        report::plots(dir, &report::read_csv(&dir.join("sweep.csv"))?)?;
+        return Ok(dir.clone());
+    }
     let started = Instant::now();
     let mut args = args.clone();
     if args.quick {
@@ -392,7 +399,7 @@ fn header(
          - code: problems {}.. of {} (prompt and canonical solution tokenized apart; only \
          the solution scored)\n\
          - calibration: {calib} tokens (first {:.0}% of {} and problems 0..{}), never scored\n\
-         - greedy: {} prompts per set, up to {} dense greedy tokens each (dense reproduces: text {:.1}, code {:.1})\n\
+         - greedy: {} text and {} code prompts, up to {} dense greedy tokens each (dense reproduces: text {:.1}, code {:.1})\n\
          - time: calibration {:.0} s, whole run {:.0} s, {} threads\n",
         cmd.join(" "),
         model.display(),
@@ -414,7 +421,8 @@ fn header(
             .or(args.text.as_ref())
             .map_or("data/botchan.txt".into(), |p| p.display().to_string()),
         data::CODE_CALIBRATION_PROBLEMS,
-        args.greedy_prompts,
+        sets[0].greedy.len(),
+        sets.get(1).map_or(0, |s| s.greedy.len()),
         args.greedy_tokens,
         sets[0].dense_greedy,
         sets.get(1).map_or(0.0, |s| s.dense_greedy),

@@ -5,6 +5,7 @@
 use powerinfer_kernels::Kernels;
 
 use crate::error::KernelContext;
+use crate::policy::check_density;
 use crate::{FfnObservation, FfnPolicy, Model, ModelError, Session};
 
 /// Runs the dense model over `tokens` and returns, per layer, the cut `t` such that a
@@ -103,16 +104,6 @@ impl GateMagnitudes {
                 order
             })
             .collect())
-    }
-}
-
-fn check_density(density: f64) -> Result<(), ModelError> {
-    if density > 0.0 && density <= 1.0 {
-        Ok(())
-    } else {
-        Err(ModelError::Policy(format!(
-            "target density {density} must be in (0, 1]"
-        )))
     }
 }
 

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use powerinfer_kernels::{Kernels, Matrix, dequantize_row};
 
 use crate::error::KernelContext;
+use crate::policy::check_density;
 use crate::{FfnPolicy, Model, ModelError, Session};
+use powerinfer_predictor::ActiveRule;
 
 /// The projections of a layer whose input can be sparsified.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,11 +221,9 @@ impl InputProfile {
 
     /// Cuts that keep the `density` share of each projection's input entries seen.
     pub fn sparsity(&self, density: f64) -> Result<InputSparsity, ModelError> {
-        if !(density > 0.0 && density <= 1.0) {
-            return Err(ModelError::Policy(format!(
-                "input density {density} must be in (0, 1]"
-            )));
-        }
+        check_density(density)?;
+        // Scores are ≥ 0, so the top-|a| rule's cut is the score quantile.
+        let rule = ActiveRule::TopDensity(density as f32);
         let mut scratch = Vec::new();
         let cuts = self
             .samples
@@ -231,9 +231,7 @@ impl InputProfile {
             .map(|layer| {
                 let mut cuts = [0f32; 7];
                 for (c, s) in cuts.iter_mut().zip(layer) {
-                    scratch.clear();
-                    scratch.extend_from_slice(s);
-                    *c = keep_cut(&mut scratch, density);
+                    *c = rule.cut(s, &mut scratch);
                 }
                 cuts
             })
@@ -244,20 +242,6 @@ impl InputProfile {
             norms: self.norms.clone(),
         })
     }
-}
-
-/// The cut above which the `density` share of `scores` lies (−1: keep all).
-fn keep_cut(scores: &mut [f32], density: f64) -> f32 {
-    let n = scores.len();
-    let keep = ((n as f64) * density).round() as usize;
-    if keep >= n {
-        return -1.0;
-    }
-    if keep == 0 {
-        return f32::INFINITY;
-    }
-    let (_, c, _) = scores.select_nth_unstable_by(n - keep - 1, f32::total_cmp);
-    *c
 }
 
 /// `‖W_{:,i}‖₂` of every projection of every layer.

@@ -165,6 +165,11 @@ fn predictors(set: &PredictorSet, n_layers: usize, n_ff: usize) -> Result<(), Mo
 }
 
 fn unit_density(density: f32) -> Result<(), ModelError> {
+    check_density(f64::from(density))
+}
+
+/// A density (share of neurons) in (0, 1].
+pub(crate) fn check_density(density: f64) -> Result<(), ModelError> {
     if density > 0.0 && density <= 1.0 {
         Ok(())
     } else {
