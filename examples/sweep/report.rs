@@ -44,10 +44,15 @@ pub struct Row {
 }
 
 impl Row {
+    /// The predictor at the operating point its file was calibrated for.
+    fn own_point(&self) -> bool {
+        !self.param.is_empty() && !self.policy.starts_with("hotcold")
+    }
+
     fn label(&self) -> String {
         if self.policy.starts_with("hotcold") {
             format!("{} h={}", self.policy, self.param)
-        } else if !self.param.is_empty() {
+        } else if self.own_point() {
             format!("{} (own point)", self.policy)
         } else {
             self.policy.clone()
@@ -216,7 +221,7 @@ pub fn markdown(header: &str, rows: &[Row], stats: &ActivationStats) -> Result<S
 }
 
 /// The distinct line labels of `rows`, in first-seen order.
-fn labels(rows: &[Row]) -> Vec<String> {
+fn labels<'a>(rows: impl IntoIterator<Item = &'a Row>) -> Vec<String> {
     let mut labels: Vec<String> = Vec::new();
     for r in rows {
         if !labels.contains(&r.label()) {
@@ -228,10 +233,12 @@ fn labels(rows: &[Row]) -> Vec<String> {
 
 /// One table per set: `cell` of each policy (row) at each target density (column).
 fn pivot(s: &mut String, rows: &[Row], what: &str, cell: fn(&Row) -> String) -> Result<()> {
+    // The predictor's own operating point has its own density: the main table has it.
+    let rows: Vec<&Row> = rows.iter().filter(|r| !r.own_point()).collect();
     let mut targets: Vec<f64> = rows.iter().map(|r| r.target).collect();
     targets.sort_by(|a, b| b.total_cmp(a));
     targets.dedup();
-    let labels = labels(rows);
+    let labels = labels(rows.iter().copied());
     for set in ["text", "code"] {
         writeln!(s, "\n{what} on {set}, by target density:\n")?;
         s.push_str("| policy |");
@@ -245,7 +252,7 @@ fn pivot(s: &mut String, rows: &[Row], what: &str, cell: fn(&Row) -> String) -> 
                 let c = rows
                     .iter()
                     .find(|r| r.set == set && r.label() == *label && r.target == t)
-                    .map_or(String::new(), cell);
+                    .map_or(String::new(), |r| cell(r));
                 write!(s, " {c} |")?;
             }
             s.push('\n');
