@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use powerinfer::core::eval::{Sparsity, argmax};
+use powerinfer::core::eval::Sparsity;
+use powerinfer::core::sampler::argmax;
 use powerinfer::core::tokenizer::Tokenizer;
 use powerinfer::core::{Model, Session};
 use powerinfer::kernels::Kernels;

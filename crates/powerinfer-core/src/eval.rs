@@ -8,6 +8,7 @@ use std::sync::Arc;
 use powerinfer_kernels::Kernels;
 
 use crate::input_sparsity::InputSparsity;
+use crate::sampler::argmax;
 use crate::{FfnObserver, FfnPolicy, FfnStats, Model, ModelError, Session};
 
 /// What a policy scored on a text.
@@ -306,17 +307,6 @@ fn finish(nll: f64, n: usize, stats: &FfnStats) -> Score {
         density: stats.density(),
         ffn_bytes_per_token: stats.bytes_per_token(),
     }
-}
-
-/// The index of the largest entry (the first of equals): the greedy choice.
-pub fn argmax(row: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &v) in row.iter().enumerate() {
-        if v > row[best] {
-            best = i;
-        }
-    }
-    best as u32
 }
 
 /// Appends `log softmax(row)` (computed in f64) to `out`.

@@ -554,13 +554,25 @@ impl<'m> Session<'m> {
         h: &[f32],
         n: usize,
     ) -> Result<Vec<f32>, ModelError> {
+        self.activations_of(li, w, (h, h), n)
+    }
+
+    /// [`Session::activations`] with gate and up reading their own inputs (the same
+    /// `h` except under input sparsity, which masks each projection's input apart).
+    fn activations_of(
+        &self,
+        li: usize,
+        w: &FfnWeights,
+        (h_gate, h_up): (&[f32], &[f32]),
+        n: usize,
+    ) -> Result<Vec<f32>, ModelError> {
         let n_ff = w.neurons();
         let ctx = || format!("blk.{li}: ffn gate/up");
         let mut g = vec![0f32; n * n_ff];
-        self.matmul(&w.gate, h, n, &mut g).ctx(ctx)?;
+        self.matmul(&w.gate, h_gate, n, &mut g).ctx(ctx)?;
         let mut u = vec![0f32; if w.up.is_some() { n * n_ff } else { 0 }];
         if let Some(up) = &w.up {
-            self.matmul(up, h, n, &mut u).ctx(ctx)?;
+            self.matmul(up, h_up, n, &mut u).ctx(ctx)?;
         }
         for (k, v) in g.iter_mut().enumerate() {
             let i = k % n_ff;
@@ -691,21 +703,14 @@ impl<'m> Session<'m> {
             .sparsify(li, Proj::Gate, h)
             .unwrap_or_else(|| h.to_vec());
         let gate_kept = self.stats.input_kept - before;
-        let mut g = vec![0f32; n * n_ff];
-        self.matmul(&w.gate, &hg, n, &mut g).ctx(ctx)?;
-        let (mut u, mut up_bytes) = (Vec::new(), 0f64);
+        let (mut hu, mut up_bytes) = (Vec::new(), 0f64);
         if let Some(up) = &w.up {
             let before = self.stats.input_kept;
-            let hu = self.sparsify(li, Proj::Up, h).unwrap_or_else(|| h.to_vec());
+            hu = self.sparsify(li, Proj::Up, h).unwrap_or_else(|| h.to_vec());
             let kept = (self.stats.input_kept - before) as f64;
             up_bytes = kept / d as f64 * (up.rows() * up.row_bytes()) as f64;
-            u = vec![0f32; n * n_ff];
-            self.matmul(up, &hu, n, &mut u).ctx(ctx)?;
         }
-        for (k, v) in g.iter_mut().enumerate() {
-            let a = w.act.gate(*v + w.gate_bias.map_or(0.0, |b| b[k % n_ff]));
-            *v = w.act.combine(a, u.get(k).copied().unwrap_or(0.0));
-        }
+        let g = self.activations_of(li, &w, (&hg, &hu), n)?;
         let before = self.stats.input_kept;
         let a = self.sparsify(li, Proj::Down, &g).unwrap_or(g);
         let down_kept = self.stats.input_kept - before;
