@@ -3,7 +3,11 @@
 //! ```text
 //! cargo run --release --example generate -- --chat --prompt "What is the capital of France?"
 //! cargo run --release --example generate -- --policy threshold:0.3 --max-tokens 64
+//! cargo run --release --example generate -- --hybrid sim --budget 40MiB
 //! ```
+//! `--hybrid sim|cuda --budget <size>` splits every FFN layer between the host and an
+//! accelerator (a stand-in thread, or an NVIDIA GPU with `--features cuda`) by a plan
+//! computed for the budget from a quick profile (or `--plan`/`--stats` files).
 //! With no `--model`, the embedded default (SmolLM2-135M-Instruct, Q4_1) is used and
 //! fetched on first run by `scripts/fetch-assets.sh`.
 
@@ -12,6 +16,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+
+#[path = "common/hybrid.rs"]
+mod hybrid;
+#[path = "common/size.rs"]
+mod size;
 use powerinfer::core::FfnPolicy;
 use powerinfer::core::assets;
 use powerinfer::core::calibrate::{hot_neurons_for_density, thresholds_for_density};
@@ -74,6 +83,8 @@ struct Args {
     /// Print the FFN density of every layer at the end.
     #[arg(long)]
     verbose: bool,
+    #[command(flatten)]
+    hybrid: hybrid::HybridArgs,
 }
 
 fn main() -> Result<()> {
@@ -94,7 +105,7 @@ fn main() -> Result<()> {
         "auto" => None,
         name => Some(WType::from_name(name).with_context(|| format!("unknown type {name:?}"))?),
     };
-    let engine = Engine::load(
+    let mut engine = Engine::load(
         &path,
         &EngineOptions {
             threads: args.threads,
@@ -104,6 +115,10 @@ fn main() -> Result<()> {
         },
     )
     .with_context(|| format!("loading {}", path.display()))?;
+    if let Some(spec) = args.hybrid.spec(|| calibration_tokens(&engine))? {
+        let h = engine.enable_hybrid(&spec)?;
+        eprintln!("[{}]", hybrid::describe(h));
+    }
     let policy = parse_policy(&args.policy, &engine, &path)?;
     let params = GenerateParams {
         max_tokens: args.max_tokens,
@@ -145,6 +160,19 @@ fn main() -> Result<()> {
         s.decode_tok_s(),
         100.0 * s.ffn_density.iter().sum::<f64>() / s.ffn_density.len().max(1) as f64,
     );
+    if engine.hybrid().is_some() {
+        let h = &s.hybrid;
+        let per = |x: u64| x as f64 / s.generated.max(1) as f64;
+        eprintln!(
+            "[hybrid, per decode token] host {:.2} ms, device {:.2} ms, host waited {:.2} ms; {:.0} bytes over the link; neurons: {:.0} host, {:.0} device",
+            h.host_time.as_secs_f64() * 1e3 / s.generated.max(1) as f64,
+            h.device_time.as_secs_f64() * 1e3 / s.generated.max(1) as f64,
+            h.wait_time.as_secs_f64() * 1e3 / s.generated.max(1) as f64,
+            per(h.link_bytes),
+            per(h.host_neurons),
+            per(h.device_neurons),
+        );
+    }
     if args.verbose {
         for (l, d) in s.ffn_density.iter().enumerate() {
             eprintln!("  layer {l:2}: FFN density {:5.1}%", 100.0 * d);

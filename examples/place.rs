@@ -27,11 +27,15 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+
+#[path = "common/size.rs"]
+mod size;
 use clap::Parser;
 use powerinfer::placement::{
     Activity, DenseItem, PlacementInput, PlacementPlan, PlacementProblem, Reservation,
     SyntheticModel, solve_greedy,
 };
+use size::parse_size;
 
 #[derive(Parser)]
 #[command(about = "Greedy neuron placement under an accelerator byte budget")]
@@ -56,35 +60,6 @@ struct Args {
     /// Write the plan to this file (then read it back to check it).
     #[arg(long)]
     out: Option<PathBuf>,
-}
-
-/// Parses `4GiB`, `4 GB`, `1.5GiB`, `512MiB`, `123` into bytes.
-fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("`{s}`: expected a number followed by a unit such as GiB"))?;
-    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1_000,
-        "kib" => 1 << 10,
-        "m" | "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        "t" | "tb" => 1_000_000_000_000,
-        "tib" => 1 << 40,
-        other => return Err(format!("`{s}`: unknown unit `{other}`")),
-    };
-    let bytes = number * scale as f64;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-        return Err(format!("`{s}` is not a representable byte count"));
-    }
-    Ok(bytes as u64)
 }
 
 /// Reads the text stats format described in the module documentation.

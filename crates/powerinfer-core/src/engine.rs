@@ -1,13 +1,19 @@
 //! The top-level API: load a model file, then stream generated text.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use powerinfer_placement::{PlacementPlan, PlanFileError};
+use powerinfer_predictor::ActivationStats;
 
 use powerinfer_kernels::{Isa, KernelError, Kernels, WType};
 
+use crate::backend::Backend;
+use crate::hybrid::{Hybrid, HybridOptions};
 use crate::sampler::{Sampler, SamplerParams};
 use crate::tokenizer::{TokenDecoder, Tokenizer, TokenizerError};
-use crate::{FfnPolicy, LoadOptions, Model, ModelError, Session};
+use crate::{FfnPolicy, HybridStats, LoadOptions, Model, ModelError, Session};
 
 /// Anything that can stop loading or generating.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +39,33 @@ pub enum EngineError {
     /// An empty prompt (nothing to condition on).
     #[error("the prompt is empty")]
     EmptyPrompt,
+    /// A placement plan file that could not be read.
+    #[error(transparent)]
+    PlanFile(#[from] PlanFileError),
+}
+
+/// Where a hybrid split's placement comes from.
+#[derive(Clone, Debug)]
+pub enum PlanSource {
+    /// A plan file written by the `place` example or [`PlacementPlan::write_to`].
+    File(PathBuf),
+    /// An activation-stats file (the `profile` example's), solved for the budget.
+    Stats(PathBuf),
+    /// A quick profile on these tokens, solved for the budget.
+    Profile(Vec<u32>),
+}
+
+/// How to split a model between the host and an accelerator.
+#[derive(Clone)]
+pub struct HybridSpec {
+    /// The accelerator (its own budget applies to every upload).
+    pub backend: Arc<dyn Backend>,
+    /// Where the placement comes from.
+    pub source: PlanSource,
+    /// Bytes the placement may put on the accelerator (for computed plans).
+    pub budget: u64,
+    /// Layout and placement options.
+    pub options: HybridOptions,
 }
 
 /// How to run a model.
@@ -83,6 +116,7 @@ pub struct Engine {
     kernels: Kernels,
     ctx_len: usize,
     stop_ids: Vec<u32>,
+    hybrid: Option<Arc<Hybrid>>,
 }
 
 impl Engine {
@@ -122,7 +156,49 @@ impl Engine {
             kernels,
             ctx_len,
             stop_ids,
+            hybrid: None,
         })
+    }
+
+    /// Splits the model between the host and `spec`'s accelerator: the plan is read or
+    /// computed, exactly its bytes are uploaded, and every later session runs the split
+    /// (see [`crate::hybrid`]). Replaces any earlier split.
+    pub fn enable_hybrid(&mut self, spec: &HybridSpec) -> Result<&Hybrid, EngineError> {
+        self.hybrid = None;
+        let (plan, name) = match &spec.source {
+            PlanSource::File(p) => (PlacementPlan::read_from(p)?, p.display().to_string()),
+            PlanSource::Stats(p) => {
+                let stats = ActivationStats::load(p).map_err(ModelError::from)?;
+                let plan = Hybrid::solve(&self.model, &stats, spec.budget, &spec.options)?;
+                (plan, format!("computed from {}", p.display()))
+            }
+            PlanSource::Profile(tokens) => {
+                let stats = Hybrid::profile(&self.model, &self.kernels, tokens, 256)?;
+                let plan = Hybrid::solve(&self.model, &stats, spec.budget, &spec.options)?;
+                (
+                    plan,
+                    format!("computed from a {}-token profile", tokens.len()),
+                )
+            }
+        };
+        let hybrid = Hybrid::load(
+            &self.model,
+            plan,
+            &name,
+            Arc::clone(&spec.backend),
+            &spec.options,
+        )?;
+        Ok(self.hybrid.insert(Arc::new(hybrid)))
+    }
+
+    /// Runs everything on the host again.
+    pub fn disable_hybrid(&mut self) {
+        self.hybrid = None;
+    }
+
+    /// The hybrid split in use, if any.
+    pub fn hybrid(&self) -> Option<&Arc<Hybrid>> {
+        self.hybrid.as_ref()
     }
 
     /// The model.
@@ -142,7 +218,10 @@ impl Engine {
 
     /// A fresh session (KV cache) on this engine's model and kernels.
     pub fn session(&self) -> Session<'_> {
-        Session::new(&self.model, self.kernels.clone(), self.ctx_len)
+        let mut s = Session::new(&self.model, self.kernels.clone(), self.ctx_len);
+        // Cannot fail: the split was loaded for this very model.
+        let _ = s.set_hybrid(self.hybrid.clone());
+        s
     }
 
     /// The token ids a prompt becomes (chat template applied if asked).
@@ -195,6 +274,7 @@ impl Engine {
                 prefill,
                 decode: Duration::ZERO,
                 ffn_density: Vec::new(),
+                hybrid: HybridStats::default(),
             },
             done: false,
         })
@@ -224,6 +304,8 @@ pub struct GenerationStats {
     pub decode: Duration,
     /// Mean FFN density per layer during decode.
     pub ffn_density: Vec<f64>,
+    /// With a hybrid split: each side's work during decode.
+    pub hybrid: HybridStats,
 }
 
 impl GenerationStats {
@@ -257,6 +339,7 @@ impl Generation<'_> {
     pub fn stats(&self) -> GenerationStats {
         let mut s = self.stats.clone();
         s.ffn_density = self.session.stats().density_per_layer();
+        s.hybrid = self.session.stats().hybrid.clone();
         s
     }
 

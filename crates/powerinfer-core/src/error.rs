@@ -81,6 +81,20 @@ pub enum ModelError {
     /// A policy that does not fit this model (wrong layer count, neuron index, …).
     #[error("FFN policy: {0}")]
     Policy(String),
+    /// An accelerator backend refused an upload or an operation.
+    #[error(transparent)]
+    Backend(#[from] crate::backend::BackendError),
+    /// The placement solver refused its problem (a budget below its reservations, …).
+    #[error(transparent)]
+    Placement(#[from] powerinfer_placement::PlacementError),
+    /// A placement plan that does not fit this model.
+    #[error("placement plan {plan}: {problem}")]
+    Plan {
+        /// Where the plan came from (a file, or `computed`).
+        plan: String,
+        /// What does not match.
+        problem: String,
+    },
 }
 
 /// Adds a context string to kernel errors.

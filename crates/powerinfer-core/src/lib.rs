@@ -5,6 +5,7 @@
 //! numeric work lives below in `powerinfer-kernels`. See `docs/DESIGN.md` §6.
 #![deny(unsafe_op_in_unsafe_fn)]
 pub mod assets;
+pub mod backend;
 pub mod calibrate;
 pub mod config;
 pub mod corpus;
@@ -12,6 +13,7 @@ pub mod engine;
 mod error;
 pub mod eval;
 pub mod gguf;
+pub mod hybrid;
 pub mod input_sparsity;
 mod kv_cache;
 mod model;
@@ -23,9 +25,10 @@ mod session;
 pub mod tokenizer;
 
 pub use config::{Arch, ModelConfig};
-pub use engine::{Engine, EngineError, EngineOptions, GenerateParams};
+pub use engine::{Engine, EngineError, EngineOptions, GenerateParams, HybridSpec, PlanSource};
 pub use error::ModelError;
+pub use hybrid::{Hybrid, HybridOptions};
 pub use kv_cache::KvCache;
 pub use model::{LoadOptions, Model};
 pub use policy::{ColdChoice, FfnPolicy};
-pub use session::{FfnObservation, FfnObserver, FfnStats, Session};
+pub use session::{FfnObservation, FfnObserver, FfnStats, HybridStats, Session};

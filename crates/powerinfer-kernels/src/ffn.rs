@@ -177,7 +177,7 @@ impl FfnWeights<'_> {
         self.gate.cols()
     }
 
-    fn validate(&self) -> Result<(), KernelError> {
+    pub(crate) fn validate(&self) -> Result<(), KernelError> {
         let (n, d) = (self.neurons(), self.dim());
         check_len("ffn: down_t rows", n, self.down_t.neurons())?;
         check_len("ffn: down_t cols", d, self.down_t.dim())?;

@@ -25,6 +25,7 @@ mod context;
 mod dispatch;
 mod error;
 mod ffn;
+mod ffn_batch;
 mod gemv;
 mod isa;
 mod matrix;
@@ -37,7 +38,15 @@ pub use colq4::{COLQ4_BLOCK, ColQ4};
 pub use context::Kernels;
 pub use error::KernelError;
 pub use ffn::{Activation, BundledFfn, DownRows, FfnScratch, FfnWeights, Skip, transpose};
+pub use ffn_batch::FfnBatchScratch;
 pub use isa::Isa;
 pub use matrix::Matrix;
 pub use q8::{BlockQ8, quantize_q8};
 pub use wtype::WType;
+
+/// Checks that `idx` is strictly increasing and below `rows`, as every sparse kernel
+/// requires of its index lists. Why public: a caller that stores an index list for later
+/// (a device upload, say) can refuse a bad one up front, with the kernels' own error.
+pub fn check_index_list(idx: &[u32], rows: usize) -> Result<(), KernelError> {
+    context::check_idx(idx, rows)
+}

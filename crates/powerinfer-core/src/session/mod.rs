@@ -1,6 +1,6 @@
 //! The forward pass over a KV cache: prompt prefill in one batched pass, then decode.
 
-use powerinfer_kernels::{FfnScratch, FfnWeights, KernelError, Kernels, Matrix, Skip};
+use powerinfer_kernels::{FfnBatchScratch, FfnWeights, KernelError, Kernels, Matrix};
 use powerinfer_predictor::{PredictScratch, PredictorInput};
 use rayon::prelude::*;
 
@@ -10,12 +10,17 @@ use std::sync::Arc;
 use crate::config::Arch;
 use crate::error::KernelContext;
 use crate::gguf::TensorInfo;
+use crate::hybrid::Hybrid;
 use crate::input_sparsity::{InputMode, InputSparsity, Proj};
 use crate::kv_cache::KvCache;
 use crate::model::{Layer, Model};
 use crate::ops::{add_bias, attend_head, norm, rope};
 use crate::policy::ColdChoice;
 use crate::{FfnPolicy, ModelError};
+
+mod split;
+
+pub use split::HybridStats;
 
 /// Neurons computed per layer since the last reset: the density a policy achieved.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -39,6 +44,8 @@ pub struct FfnStats {
     pub input_kept: u64,
     /// With input sparsity: projection input entries seen.
     pub input_entries: u64,
+    /// With a hybrid split: the work on each side.
+    pub hybrid: HybridStats,
 }
 
 impl FfnStats {
@@ -91,7 +98,7 @@ pub struct Session<'m> {
     model: &'m Model,
     kernels: Kernels,
     cache: KvCache,
-    scratch: FfnScratch,
+    scratch: FfnBatchScratch,
     stats: FfnStats,
     all_neurons: Vec<u32>,
     /// Single-threaded kernels for work already split over the pool (attention heads).
@@ -100,6 +107,7 @@ pub struct Session<'m> {
     positions: Vec<u32>,
     predict: PredictScratch,
     input: Option<InputMode>,
+    hybrid: Option<Arc<Hybrid>>,
 }
 
 impl<'m> Session<'m> {
@@ -113,7 +121,7 @@ impl<'m> Session<'m> {
             model,
             kernels,
             cache: KvCache::new(cfg.n_layers, ctx, cfg.kv_dim()),
-            scratch: FfnScratch::default(),
+            scratch: FfnBatchScratch::default(),
             stats: FfnStats {
                 active: vec![0; cfg.n_layers],
                 tokens: 0,
@@ -125,7 +133,34 @@ impl<'m> Session<'m> {
             positions: (0..ctx as u32).collect(),
             predict: PredictScratch::default(),
             input: None,
+            hybrid: None,
         }
+    }
+
+    /// Runs the FFN split (and the dense tensors) of `hybrid` on its accelerator from
+    /// now on, or everything on the host with `None`. The hybrid must have been loaded
+    /// for this session's model.
+    pub fn set_hybrid(&mut self, hybrid: Option<Arc<Hybrid>>) -> Result<(), ModelError> {
+        if let Some(h) = hybrid
+            .as_ref()
+            .filter(|h| h.layers.len() != self.model.config().n_layers)
+        {
+            return Err(ModelError::Plan {
+                plan: "hybrid".into(),
+                problem: format!(
+                    "{} layers, the session's model has {}",
+                    h.layers.len(),
+                    self.model.config().n_layers
+                ),
+            });
+        }
+        self.hybrid = hybrid;
+        Ok(())
+    }
+
+    /// The hybrid split in use, if any.
+    pub fn hybrid(&self) -> Option<&Arc<Hybrid>> {
+        self.hybrid.as_ref()
     }
 
     /// Turns model-wide input sparsity (TEAL/WINA cuts) on or off. While on, the FFN
@@ -281,6 +316,13 @@ impl<'m> Session<'m> {
             }
             _ => {}
         }
+        if self.hybrid.is_some() && (self.input.is_some() || observer.is_some()) {
+            return Err(ModelError::Policy(
+                "the hybrid executor runs FFN policies without input sparsity or observers \
+                 (profile and calibrate on the host)"
+                    .into(),
+            ));
+        }
         let (n, d, pos0) = (tokens.len(), cfg.dim, self.cache.len());
         if n == 0 {
             return Ok(Vec::new());
@@ -329,6 +371,9 @@ impl<'m> Session<'m> {
         for (&r, hr) in rows.iter().zip(hs.chunks_exact_mut(d)) {
             norm(&x[r * d..(r + 1) * d], &model.output_norm, cfg.norm_eps, hr);
         }
+        if let Some(ys) = self.on_device(&model.output, &hs, rows.len())? {
+            return Ok(ys);
+        }
         let mut logits = vec![0f32; rows.len() * cfg.vocab];
         // Prompt logits go through the batched (f32) kernel even for one row: once per
         // prompt, the exact logits are worth the extra time.
@@ -350,10 +395,16 @@ impl<'m> Session<'m> {
         n: usize,
     ) -> Result<Vec<f32>, ModelError> {
         let m = self.model.matrix(&lin.t)?;
-        let mut ys = vec![0f32; n * m.rows()];
         let sparse = self.sparsify(li, proj, xs);
         let xs = sparse.as_deref().unwrap_or(xs);
-        self.matmul(&m, xs, n, &mut ys).ctx(|| lin.t.name.clone())?;
+        let mut ys = match self.on_device(&lin.t, xs, n)? {
+            Some(ys) => ys,
+            None => {
+                let mut ys = vec![0f32; n * m.rows()];
+                self.matmul(&m, xs, n, &mut ys).ctx(|| lin.t.name.clone())?;
+                ys
+            }
+        };
         if lin.b.is_some() {
             ys.chunks_exact_mut(m.rows())
                 .for_each(|y| add_bias(y, lin.b.as_ref()));
@@ -461,8 +512,13 @@ impl<'m> Session<'m> {
         };
         let start = std::time::Instant::now();
         let mut predicting = std::time::Duration::ZERO;
+        let split = self
+            .hybrid
+            .as_ref()
+            .is_some_and(|h| h.layers[li].id.is_some());
         match (policy, &layer.ffn.down) {
             _ if self.input.is_some() => self.ffn_input_sparse(layer, io, &mut y)?,
+            _ if split => predicting = self.ffn_hybrid(layer, policy, io, &mut y)?,
             (FfnPolicy::Dense, Some(down)) => self.ffn_dense(layer, down, io, &mut y, observer)?,
             (FfnPolicy::TopK { density }, _) => {
                 self.ffn_oracle(layer, Keep::TopK(*density), io, &mut y, observer)?
@@ -632,40 +688,17 @@ impl<'m> Session<'m> {
         let w = self.model.ffn_weights(layer)?;
         let ctx = || format!("blk.{li}: oracle ffn");
         let mut all = self.activations(li, &w, h, n)?;
-        let (mut scratch, mut is_hot) = (Vec::new(), vec![false; n_ff]);
-        if let Keep::HotCold { hot, .. } = keep {
-            hot.iter().for_each(|&i| is_hot[i as usize] = true);
-        }
-        for (b, a) in all.chunks_exact_mut(n_ff).enumerate() {
-            let cut = match keep {
-                Keep::TopK(density) => {
-                    powerinfer_predictor::ActiveRule::TopDensity(density).cut(a, &mut scratch)
-                }
-                Keep::HotCold { hot, density } => {
-                    // The cold share that fills the layer up to `density` in all.
-                    let total = (n_ff as f64 * f64::from(density)).round() as usize;
-                    let cold: Vec<f32> = (0..n_ff).filter(|&i| !is_hot[i]).map(|i| a[i]).collect();
-                    let share = total.saturating_sub(hot.len()) as f64 / cold.len().max(1) as f64;
-                    powerinfer_predictor::ActiveRule::TopDensity(share.min(1.0) as f32)
-                        .cut(&cold, &mut scratch)
-                }
-            };
-            let (mut idx, mut vals) = (Vec::new(), Vec::new());
-            for (i, v) in a.iter_mut().enumerate() {
-                if is_hot[i] || v.abs() > cut {
-                    idx.push(i as u32);
-                    vals.push(*v);
-                } else {
-                    *v = 0.0;
-                }
-            }
+        let sets = oracle_mask(n_ff, keep, &mut all);
+        for (b, idx) in sets.iter().enumerate() {
             Self::count(&mut self.stats, li, &w, idx.len(), idx.len());
             if let Some(obs) = observer.as_deref_mut() {
+                let a = &all[b * n_ff..(b + 1) * n_ff];
+                let vals: Vec<f32> = idx.iter().map(|&i| a[i as usize]).collect();
                 obs(&FfnObservation {
                     layer: li,
                     input: &h[b * d..(b + 1) * d],
                     residual: &io.residual[b * d..(b + 1) * d],
-                    neurons: &idx,
+                    neurons: idx,
                     values: &vals,
                 });
             }
@@ -724,8 +757,9 @@ impl<'m> Session<'m> {
         Ok(())
     }
 
-    /// The sparse path: one token through the fused kernel, several through
-    /// [`Session::ffn_batch`]. `sets` are per-token candidate lists (a predictor's).
+    /// The sparse path ([`Kernels::ffn_sparse_batch`]: one token through the fused
+    /// kernel, several batched). `sets` are per-token candidate lists (a predictor's),
+    /// else the policy's candidates apply.
     fn ffn_sparse(
         &mut self,
         layer: &Layer,
@@ -733,33 +767,28 @@ impl<'m> Session<'m> {
         io: FfnIo,
         sets: Option<&[Vec<u32>]>,
         y: &mut [f32],
-        observer: Option<&mut FfnObserver<'_>>,
+        mut observer: Option<&mut FfnObserver<'_>>,
     ) -> Result<(), ModelError> {
-        let li = io.li;
+        let (li, h) = (io.li, io.h);
         let w = self.model.ffn_weights(layer)?;
-        if io.h.len() != w.dim() {
-            return self.ffn_batch(&w, policy, io, sets, y, observer);
-        }
-        // One token: a predictor's set for it, else the policy's candidates.
+        let d = w.dim();
+        let n = h.len() / d;
         let (candidates, skip) = policy.layer(li);
-        let candidates = sets
-            .and_then(|s| s.first())
-            .map(Vec::as_slice)
-            .or(candidates);
-        let active = self
-            .kernels
-            .ffn_sparse(&w, io.h, candidates, skip, y, &mut self.scratch)
+        self.kernels
+            .ffn_sparse_batch(&w, h, n, candidates, sets, skip, y, &mut self.scratch)
             .ctx(|| format!("blk.{li}: ffn"))?;
-        let gates = candidates.map_or(w.neurons(), <[u32]>::len);
-        Self::count(&mut self.stats, li, &w, gates, active);
-        if let Some(obs) = observer {
-            obs(&FfnObservation {
-                layer: li,
-                input: io.h,
-                residual: io.residual,
-                neurons: self.scratch.active(),
-                values: self.scratch.active_values(),
-            });
+        for b in 0..n {
+            let gates = sets.map_or(candidates.map_or(w.neurons(), <[u32]>::len), |s| s[b].len());
+            Self::count(&mut self.stats, li, &w, gates, self.scratch.active(b).len());
+            if let Some(obs) = observer.as_deref_mut() {
+                obs(&FfnObservation {
+                    layer: li,
+                    input: &h[b * d..(b + 1) * d],
+                    residual: &io.residual[b * d..(b + 1) * d],
+                    neurons: self.scratch.active(b),
+                    values: self.scratch.values(b),
+                });
+            }
         }
         Ok(())
     }
@@ -771,110 +800,6 @@ impl<'m> Session<'m> {
         stats.active[li] += kept as u64;
         stats.bytes +=
             (gates * w.gate.row_bytes() + kept * (up + w.down_t.bytes_per_neuron())) as u64;
-    }
-
-    /// Several tokens: gates of the union of the tokens' candidates for every token,
-    /// then up and down over the union of the neurons that any token keeps; a token's
-    /// output holds exactly the neurons it would keep alone.
-    fn ffn_batch(
-        &mut self,
-        w: &FfnWeights,
-        policy: &FfnPolicy,
-        io: FfnIo,
-        sets: Option<&[Vec<u32>]>,
-        y: &mut [f32],
-        mut observer: Option<&mut FfnObserver<'_>>,
-    ) -> Result<(), ModelError> {
-        let d = self.model.config().dim;
-        let (li, h) = (io.li, io.h);
-        let n = h.len() / d;
-        let (candidates, skip) = policy.layer(li);
-        let ctx = || format!("blk.{li}: ffn");
-        let union_sets;
-        let cand = match sets {
-            Some(s) => {
-                union_sets = union(s);
-                &union_sets
-            }
-            None => candidates.unwrap_or(&self.all_neurons),
-        };
-        let m = cand.len();
-        // Per token, which of `cand` it may use (all without per-token sets).
-        let member: Option<Vec<bool>> = sets.map(|s| {
-            let mut mask = vec![false; n * m];
-            for (b, set) in s.iter().enumerate() {
-                let mut k = 0;
-                for &i in set {
-                    while cand[k] < i {
-                        k += 1;
-                    }
-                    mask[b * m + k] = true;
-                }
-            }
-            mask
-        });
-        let mut g = vec![0f32; n * m];
-        self.kernels
-            .gemm_rows(&w.gate, h, n, cand, &mut g)
-            .ctx(ctx)?;
-        let threshold = match skip {
-            Skip::None => f32::NEG_INFINITY,
-            Skip::Below(t) => t,
-        };
-        for gb in g.chunks_exact_mut(m.max(1)) {
-            for (v, &i) in gb.iter_mut().zip(cand) {
-                *v = w.act.gate(*v + w.gate_bias.map_or(0.0, |b| b[i as usize]));
-            }
-        }
-        let keep = |b: usize, k: usize| {
-            member.as_ref().is_none_or(|mask| mask[b * m + k]) && g[b * m + k].abs() > threshold
-        };
-        // Positions (in `cand`) of the union of kept neurons, and the neurons themselves.
-        let kept: Vec<usize> = (0..m).filter(|&k| (0..n).any(|b| keep(b, k))).collect();
-        let union: Vec<u32> = kept.iter().map(|&k| cand[k]).collect();
-        let u_n = union.len();
-        let mut hs = vec![0f32; n * u_n];
-        if let Some(up) = &w.up {
-            self.kernels.gemm_rows(up, h, n, &union, &mut hs).ctx(ctx)?;
-        }
-        for b in 0..n {
-            let mut fired = Vec::new();
-            let mut values = Vec::new();
-            for (j, &k) in kept.iter().enumerate() {
-                let v = if keep(b, k) {
-                    w.act.combine(g[b * m + k], hs[b * u_n + j])
-                } else {
-                    0.0
-                };
-                hs[b * u_n + j] = v;
-                if v != 0.0 {
-                    fired.push(union[j]);
-                    values.push(v);
-                }
-            }
-            // Same accounting as the single-token kernel: without skipping, every
-            // candidate's down row is read.
-            let gates = sets.map_or(m, |s| s[b].len());
-            let kept_b = if skip == Skip::None {
-                sets.map_or(u_n, |s| s[b].len())
-            } else {
-                fired.len()
-            };
-            Self::count(&mut self.stats, li, w, gates, kept_b);
-            if let Some(obs) = observer.as_deref_mut() {
-                obs(&FfnObservation {
-                    layer: li,
-                    input: &h[b * d..(b + 1) * d],
-                    residual: &io.residual[b * d..(b + 1) * d],
-                    neurons: &fired,
-                    values: &values,
-                });
-            }
-        }
-        self.kernels
-            .axpy_down_batch(&w.down_t, &hs, n, &union, y)
-            .ctx(ctx)?;
-        Ok(())
     }
 }
 
@@ -894,6 +819,41 @@ enum Keep<'a> {
     TopK(f32),
     /// `hot`, then the cold neurons of largest `|a|` up to `density` in all.
     HotCold { hot: &'a [u32], density: f32 },
+}
+
+/// Per token of `all` (`n × n_ff` activations), the neurons `keep` keeps, ascending;
+/// the other activations are zeroed.
+fn oracle_mask(n_ff: usize, keep: Keep, all: &mut [f32]) -> Vec<Vec<u32>> {
+    let (mut scratch, mut is_hot) = (Vec::new(), vec![false; n_ff]);
+    if let Keep::HotCold { hot, .. } = keep {
+        hot.iter().for_each(|&i| is_hot[i as usize] = true);
+    }
+    let mut sets = Vec::with_capacity(all.len() / n_ff.max(1));
+    for a in all.chunks_exact_mut(n_ff) {
+        let cut = match keep {
+            Keep::TopK(density) => {
+                powerinfer_predictor::ActiveRule::TopDensity(density).cut(a, &mut scratch)
+            }
+            Keep::HotCold { hot, density } => {
+                // The cold share that fills the layer up to `density` in all.
+                let total = (n_ff as f64 * f64::from(density)).round() as usize;
+                let cold: Vec<f32> = (0..n_ff).filter(|&i| !is_hot[i]).map(|i| a[i]).collect();
+                let share = total.saturating_sub(hot.len()) as f64 / cold.len().max(1) as f64;
+                powerinfer_predictor::ActiveRule::TopDensity(share.min(1.0) as f32)
+                    .cut(&cold, &mut scratch)
+            }
+        };
+        let mut idx = Vec::new();
+        for (i, v) in a.iter_mut().enumerate() {
+            if is_hot[i] || v.abs() > cut {
+                idx.push(i as u32);
+            } else {
+                *v = 0.0;
+            }
+        }
+        sets.push(idx);
+    }
+    sets
 }
 
 /// One FFN call's inputs: the layer, the normalised input and the residual stream
@@ -918,12 +878,4 @@ fn merge(a: &[u32], b: &[u32]) -> Vec<u32> {
     out.extend_from_slice(&a[i..]);
     out.extend_from_slice(&b[j..]);
     out
-}
-
-/// The sorted union of sorted index lists.
-fn union(sets: &[Vec<u32>]) -> Vec<u32> {
-    let mut all: Vec<u32> = sets.iter().flatten().copied().collect();
-    all.sort_unstable();
-    all.dedup();
-    all
 }
