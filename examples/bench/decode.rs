@@ -7,7 +7,9 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use powerinfer::core::calibrate::thresholds_for_density;
 use powerinfer::core::sampler::argmax;
-use powerinfer::core::{FfnPolicy, LoadOptions, Model, Session, assets, tokenizer::Tokenizer};
+use powerinfer::core::{
+    FfnPolicy, Hybrid, LoadOptions, Model, Session, assets, tokenizer::Tokenizer,
+};
 use powerinfer::kernels::{Kernels, WType};
 use powerinfer::predictor::PredictorSet;
 
@@ -39,6 +41,10 @@ pub struct Args {
     /// One JSON object per line instead of a table.
     #[arg(long)]
     json: bool,
+    /// With `--hybrid sim|cuda --budget <size>`: every policy also runs split between
+    /// the host (the row's threads) and the accelerator (rows `+hybrid`).
+    #[command(flatten)]
+    hybrid: crate::hybrid::HybridArgs,
 }
 
 /// Runs the benchmark and prints the table.
@@ -78,6 +84,14 @@ pub fn run(args: &Args) -> Result<()> {
             let set = PredictorSet::load(p)?;
             set.check_model(model.predictor_id(), &p.display().to_string())?;
             Some(std::sync::Arc::new(set))
+        }
+        None => None,
+    };
+    let hybrid = match args.hybrid.spec(|| Ok(calib.to_vec()))? {
+        Some(spec) => {
+            let h = Hybrid::build(&model, &Kernels::new(), &spec)?;
+            println!("{}", crate::hybrid::describe(&h));
+            Some(std::sync::Arc::new(h))
         }
         None => None,
     };
@@ -127,13 +141,24 @@ pub fn run(args: &Args) -> Result<()> {
                 policies.push((name, policy, m));
             }
         }
+        let mut runs: Vec<(String, &FfnPolicy, &Model, bool)> = Vec::new();
+        for (name, policy, m) in &policies {
+            runs.push((name.clone(), policy, m, false));
+            // The split needs the model it was loaded for.
+            if hybrid.is_some() && std::ptr::eq(*m, &model) {
+                runs.push((format!("{name} +hybrid"), policy, m, true));
+            }
+        }
         let mut dense_rate = None;
-        for (name, policy, model) in &policies {
+        for (name, policy, model, split) in runs {
             let mut s = Session::new(
                 model,
                 kernels.clone(),
                 prompt.len() + args.decode_tokens + 1,
             );
+            if split {
+                s.set_hybrid(hybrid.clone())?;
+            }
             let start = Instant::now();
             let mut logits = s.forward(prompt, policy)?;
             let prefill = prompt.len() as f64 / start.elapsed().as_secs_f64();
@@ -144,6 +169,17 @@ pub fn run(args: &Args) -> Result<()> {
             }
             let decode = args.decode_tokens as f64 / start.elapsed().as_secs_f64();
             let density = s.stats().density();
+            if split && !args.json {
+                let h = &s.stats().hybrid;
+                let per = |x: u64| x as f64 / args.decode_tokens.max(1) as f64;
+                println!(
+                    "  split (per decode token): host {:.0} / device {:.0} neurons, {:.1} KB over the link, host waited {:.2} ms",
+                    per(h.host_neurons),
+                    per(h.device_neurons),
+                    per(h.link_bytes) / 1e3,
+                    h.wait_time.as_secs_f64() * 1e3 / args.decode_tokens as f64
+                );
+            }
             let dense = *dense_rate.get_or_insert(decode);
             // The bound is for dense decoding: every weight byte once per token.
             let bound = bw * 1e9 / dense_bytes as f64;

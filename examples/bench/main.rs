@@ -5,7 +5,11 @@
 //! `BENCHMARKS.md`).
 
 mod decode;
+#[path = "../common/hybrid.rs"]
+mod hybrid;
 mod kernels;
+#[path = "../common/size.rs"]
+mod size;
 
 use clap::{Parser, Subcommand};
 

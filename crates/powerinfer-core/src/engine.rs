@@ -1,16 +1,12 @@
 //! The top-level API: load a model file, then stream generated text.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use powerinfer_placement::{PlacementPlan, PlanFileError};
-use powerinfer_predictor::ActivationStats;
-
 use powerinfer_kernels::{Isa, KernelError, Kernels, WType};
 
-use crate::backend::Backend;
-use crate::hybrid::{Hybrid, HybridOptions};
+use crate::hybrid::{Hybrid, HybridSpec};
 use crate::sampler::{Sampler, SamplerParams};
 use crate::tokenizer::{TokenDecoder, Tokenizer, TokenizerError};
 use crate::{FfnPolicy, HybridStats, LoadOptions, Model, ModelError, Session};
@@ -39,33 +35,6 @@ pub enum EngineError {
     /// An empty prompt (nothing to condition on).
     #[error("the prompt is empty")]
     EmptyPrompt,
-    /// A placement plan file that could not be read.
-    #[error(transparent)]
-    PlanFile(#[from] PlanFileError),
-}
-
-/// Where a hybrid split's placement comes from.
-#[derive(Clone, Debug)]
-pub enum PlanSource {
-    /// A plan file written by the `place` example or [`PlacementPlan::write_to`].
-    File(PathBuf),
-    /// An activation-stats file (the `profile` example's), solved for the budget.
-    Stats(PathBuf),
-    /// A quick profile on these tokens, solved for the budget.
-    Profile(Vec<u32>),
-}
-
-/// How to split a model between the host and an accelerator.
-#[derive(Clone)]
-pub struct HybridSpec {
-    /// The accelerator (its own budget applies to every upload).
-    pub backend: Arc<dyn Backend>,
-    /// Where the placement comes from.
-    pub source: PlanSource,
-    /// Bytes the placement may put on the accelerator (for computed plans).
-    pub budget: u64,
-    /// Layout and placement options.
-    pub options: HybridOptions,
 }
 
 /// How to run a model.
@@ -165,29 +134,7 @@ impl Engine {
     /// (see [`crate::hybrid`]). Replaces any earlier split.
     pub fn enable_hybrid(&mut self, spec: &HybridSpec) -> Result<&Hybrid, EngineError> {
         self.hybrid = None;
-        let (plan, name) = match &spec.source {
-            PlanSource::File(p) => (PlacementPlan::read_from(p)?, p.display().to_string()),
-            PlanSource::Stats(p) => {
-                let stats = ActivationStats::load(p).map_err(ModelError::from)?;
-                let plan = Hybrid::solve(&self.model, &stats, spec.budget, &spec.options)?;
-                (plan, format!("computed from {}", p.display()))
-            }
-            PlanSource::Profile(tokens) => {
-                let stats = Hybrid::profile(&self.model, &self.kernels, tokens, 256)?;
-                let plan = Hybrid::solve(&self.model, &stats, spec.budget, &spec.options)?;
-                (
-                    plan,
-                    format!("computed from a {}-token profile", tokens.len()),
-                )
-            }
-        };
-        let hybrid = Hybrid::load(
-            &self.model,
-            plan,
-            &name,
-            Arc::clone(&spec.backend),
-            &spec.options,
-        )?;
+        let hybrid = Hybrid::build(&self.model, &self.kernels, spec)?;
         Ok(self.hybrid.insert(Arc::new(hybrid)))
     }
 

@@ -87,6 +87,9 @@ pub enum ModelError {
     /// The placement solver refused its problem (a budget below its reservations, …).
     #[error(transparent)]
     Placement(#[from] powerinfer_placement::PlacementError),
+    /// A placement plan file that could not be read.
+    #[error(transparent)]
+    PlanFile(#[from] powerinfer_placement::PlanFileError),
     /// A placement plan that does not fit this model.
     #[error("placement plan {plan}: {problem}")]
     Plan {

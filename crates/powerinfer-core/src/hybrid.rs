@@ -13,6 +13,7 @@
 //! result equals the CPU-only one within rounding).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use powerinfer_kernels::{Activation, Kernels, WType};
@@ -49,6 +50,30 @@ impl Default for HybridOptions {
             dense: true,
         }
     }
+}
+
+/// Where a hybrid split's placement comes from.
+#[derive(Clone, Debug)]
+pub enum PlanSource {
+    /// A plan file written by the `place` example or [`PlacementPlan::write_to`].
+    File(PathBuf),
+    /// An activation-stats file (the `profile` example's), solved for the budget.
+    Stats(PathBuf),
+    /// A quick profile on these tokens, solved for the budget.
+    Profile(Vec<u32>),
+}
+
+/// How to split a model between the host and an accelerator.
+#[derive(Clone)]
+pub struct HybridSpec {
+    /// The accelerator (its own budget applies to every upload).
+    pub backend: Arc<dyn Backend>,
+    /// Where the placement comes from.
+    pub source: PlanSource,
+    /// Bytes the placement may put on the accelerator (for computed plans).
+    pub budget: u64,
+    /// Layout and placement options.
+    pub options: HybridOptions,
 }
 
 /// Name of layer `li`'s attention item in plans (its q, k, v and o projections).
@@ -318,6 +343,32 @@ impl Hybrid {
             }
         }
         Ok((layers, dense))
+    }
+
+    /// Reads or computes `spec`'s plan and loads it onto its backend (see
+    /// [`Hybrid::load`]); quick profiles run on `kernels`.
+    pub fn build(
+        model: &Model,
+        kernels: &Kernels,
+        spec: &HybridSpec,
+    ) -> Result<Hybrid, ModelError> {
+        let (plan, name) = match &spec.source {
+            PlanSource::File(p) => (PlacementPlan::read_from(p)?, p.display().to_string()),
+            PlanSource::Stats(p) => {
+                let stats = ActivationStats::load(p)?;
+                let plan = Hybrid::solve(model, &stats, spec.budget, &spec.options)?;
+                (plan, format!("computed from {}", p.display()))
+            }
+            PlanSource::Profile(tokens) => {
+                let stats = Hybrid::profile(model, kernels, tokens, 256)?;
+                let plan = Hybrid::solve(model, &stats, spec.budget, &spec.options)?;
+                (
+                    plan,
+                    format!("computed from a {}-token profile", tokens.len()),
+                )
+            }
+        };
+        Hybrid::load(model, plan, &name, Arc::clone(&spec.backend), &spec.options)
     }
 
     /// The device.

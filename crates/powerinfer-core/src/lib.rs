@@ -25,9 +25,9 @@ mod session;
 pub mod tokenizer;
 
 pub use config::{Arch, ModelConfig};
-pub use engine::{Engine, EngineError, EngineOptions, GenerateParams, HybridSpec, PlanSource};
+pub use engine::{Engine, EngineError, EngineOptions, GenerateParams};
 pub use error::ModelError;
-pub use hybrid::{Hybrid, HybridOptions};
+pub use hybrid::{Hybrid, HybridOptions, HybridSpec, PlanSource};
 pub use kv_cache::KvCache;
 pub use model::{LoadOptions, Model};
 pub use policy::{ColdChoice, FfnPolicy};
