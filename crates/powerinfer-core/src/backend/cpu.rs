@@ -94,11 +94,11 @@ impl Backend for CpuBackend {
             .install(|| store.run(&self.kernels, &op, scratch));
         drop(state);
         Ok(Ticket::ready(done.map(|mut d| {
+            let out_bytes = 4 * d.ys.len() as u64;
             if let Some(l) = self.link {
-                let out_bytes = 4 * d.ys.len() as u64;
                 std::thread::sleep(l.copy_time(out_bytes));
-                d.link_bytes = in_bytes + out_bytes;
             }
+            d.link_bytes = in_bytes + out_bytes;
             d.device_time = start.elapsed();
             d
         })))
