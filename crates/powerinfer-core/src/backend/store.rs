@@ -143,17 +143,7 @@ impl Store {
 
     /// Refuses `bytes` more when they would pass the budget.
     pub(crate) fn check_room(&self, name: &str, bytes: u64) -> Result<(), BackendError> {
-        let total = self.held.saturating_add(bytes);
-        match self.budget {
-            Some(budget) if total > budget => Err(BackendError::Budget {
-                backend: self.name.clone(),
-                name: name.to_string(),
-                bytes,
-                total,
-                budget,
-            }),
-            _ => Ok(()),
-        }
+        check_budget(&self.name, self.budget, self.held, name, bytes).map(drop)
     }
 
     fn insert(&mut self, name: &str, w: Weight) -> Result<WeightId, BackendError> {
@@ -261,6 +251,28 @@ impl Store {
                 })
             }
         }
+    }
+}
+
+/// The bytes a device of `budget` holding `held` would hold after uploading `bytes` more
+/// for `name`, or the budget error naming it.
+pub(crate) fn check_budget(
+    backend: &str,
+    budget: Option<u64>,
+    held: u64,
+    name: &str,
+    bytes: u64,
+) -> Result<u64, BackendError> {
+    let total = held.saturating_add(bytes);
+    match budget {
+        Some(budget) if total > budget => Err(BackendError::Budget {
+            backend: backend.to_string(),
+            name: name.to_string(),
+            bytes,
+            total,
+            budget,
+        }),
+        _ => Ok(total),
     }
 }
 

@@ -19,7 +19,7 @@ use cudarc::driver::{
 };
 use powerinfer_kernels::{Activation, FfnWeights, Matrix, Skip, WType};
 
-use super::store::{OwnedFfn, OwnedMatrix};
+use super::store::{OwnedFfn, OwnedMatrix, check_budget};
 use super::{Backend, BackendError, Done, FfnSelect, Op, Threaded, Ticket, WeightId};
 
 /// The CUDA C source of every kernel.
@@ -215,33 +215,13 @@ impl CudaDevice {
 
     fn insert(&self, name: &str, bytes: u64, w: DeviceWeight) -> Result<WeightId, BackendError> {
         let mut st = self.state();
-        let total = st.held.saturating_add(bytes);
-        if let Some(budget) = self.budget.filter(|&b| total > b) {
-            return Err(BackendError::Budget {
-                backend: self.name.clone(),
-                name: name.into(),
-                bytes,
-                total,
-                budget,
-            });
-        }
-        st.held = total;
+        st.held = check_budget(&self.name, self.budget, st.held, name, bytes)?;
         st.weights.push(w);
         Ok(WeightId(st.weights.len() - 1))
     }
 
     fn check_room(&self, name: &str, bytes: u64) -> Result<(), BackendError> {
-        let total = self.state().held.saturating_add(bytes);
-        match self.budget {
-            Some(budget) if total > budget => Err(BackendError::Budget {
-                backend: self.name.clone(),
-                name: name.into(),
-                bytes,
-                total,
-                budget,
-            }),
-            _ => Ok(()),
-        }
+        check_budget(&self.name, self.budget, self.state().held, name, bytes).map(drop)
     }
 
     /// `y[b][k] = W[idx[k]]·x[b]` into `y` (n × m).
