@@ -84,11 +84,9 @@ fn attn_item(li: usize) -> String {
 /// Name of the output head's item in plans.
 const OUTPUT_ITEM: &str = "output";
 
-/// One layer's split.
+/// One layer's split (its accelerator neurons are the plan's).
 #[derive(Debug)]
 pub(crate) struct LayerSplit {
-    /// The accelerator's neurons, ascending (global numbering).
-    pub hot: Vec<u32>,
     /// The host's neurons, ascending.
     pub cold: Vec<u32>,
     /// Global neuron → its index among `hot`, or `u32::MAX` on the host.
@@ -116,6 +114,9 @@ impl LayerSplit {
 }
 
 /// A model's weights placed on an accelerator by a plan, ready for sessions to use.
+///
+/// A `Hybrid` owns what its backend holds: a failed load and a drop both release
+/// everything on the device, so give each `Hybrid` a backend of its own.
 pub struct Hybrid {
     backend: Arc<dyn Backend>,
     pub(crate) layers: Vec<LayerSplit>,
@@ -173,20 +174,8 @@ impl Hybrid {
         opts: &HybridOptions,
     ) -> Result<PlacementProblem, ModelError> {
         let cfg = model.config();
-        if !stats.model().matches(model.predictor_id()) {
-            return Err(powerinfer_predictor::PredictorError::WrongModel {
-                what: "activation stats".into(),
-                expected: Box::new(model.predictor_id().clone()),
-                found: Box::new(stats.model().clone()),
-            }
-            .into());
-        }
-        if stats.layers() != cfg.n_layers {
-            return Err(ModelError::Plan {
-                plan: "activation stats".into(),
-                problem: format!("{} layers, the model has {}", stats.layers(), cfg.n_layers),
-            });
-        }
+        // A matching model id has this model's layer and neuron counts.
+        stats.check_model(model.predictor_id(), "activation stats")?;
         let mut bytes_per_neuron = Vec::with_capacity(cfg.n_layers);
         let mut dense = Vec::new();
         for (li, layer) in model.layers.iter().enumerate() {
@@ -302,7 +291,7 @@ impl Hybrid {
                     lp.bytes_per_neuron()
                 )));
             }
-            let hot = lp.accelerator_neurons().to_vec();
+            let hot = lp.accelerator_neurons();
             let mut local = vec![u32::MAX; n_ff];
             for (k, &i) in hot.iter().enumerate() {
                 local[i as usize] = k as u32;
@@ -313,14 +302,9 @@ impl Hybrid {
             let id = if hot.is_empty() {
                 None
             } else {
-                Some(backend.upload_ffn(&format!("blk.{li}.ffn"), &w, &hot, opts.down_type)?)
+                Some(backend.upload_ffn(&format!("blk.{li}.ffn"), &w, hot, opts.down_type)?)
             };
-            layers.push(LayerSplit {
-                hot,
-                cold,
-                local,
-                id,
-            });
+            layers.push(LayerSplit { cold, local, id });
         }
         let mut dense = HashMap::new();
         for item in plan.dense().iter().filter(|d| d.on_accelerator) {
@@ -383,7 +367,8 @@ impl Hybrid {
 
     /// Neurons on the accelerator, all layers.
     pub fn accelerator_neurons(&self) -> usize {
-        self.layers.iter().map(|l| l.hot.len()).sum()
+        let layers = self.plan.layers().iter();
+        layers.map(|l| l.accelerator_neurons().len()).sum()
     }
 
     /// Neurons on the host, all layers.

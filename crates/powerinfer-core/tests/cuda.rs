@@ -36,6 +36,16 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// Largest |want − got|, and the scale it is judged against (the largest |want|).
+fn max_err(want: &[f32], got: &[f32]) -> (f32, f32) {
+    let scale = want.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+    let err = want
+        .iter()
+        .zip(got)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    (err, scale)
+}
+
 #[test]
 fn cuda_operations_match_the_cpu_backend_for_every_type() {
     if !cuda::driver_present() {
@@ -124,11 +134,7 @@ fn cuda_operations_match_the_cpu_backend_for_every_type() {
                         .unwrap()
                     };
                     let (c, g) = (run(&cpu, ic), run(&gpu, ig));
-                    let scale = c.ys.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
-                    let err =
-                        c.ys.iter()
-                            .zip(&g.ys)
-                            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                    let (err, scale) = max_err(&c.ys, &g.ys);
                     assert!(
                         err <= 2e-3 * scale,
                         "{wtype} {act:?} {select:?} {skip:?} n={tokens}: {err} of {scale}"
@@ -148,11 +154,7 @@ fn cuda_operations_match_the_cpu_backend_for_every_type() {
                     .unwrap()
                 };
                 let (c, g) = (mm(&cpu, mc), mm(&gpu, mg));
-                let scale = c.ys.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
-                let err =
-                    c.ys.iter()
-                        .zip(&g.ys)
-                        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                let (err, scale) = max_err(&c.ys, &g.ys);
                 // The CPU's one-token GEMV quantizes x to 8 bits for block types.
                 assert!(
                     err <= 1e-2 * scale,

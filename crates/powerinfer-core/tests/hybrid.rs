@@ -11,10 +11,12 @@ use std::sync::Arc;
 use common::{data, rel_err, with_powerinfer_predictors};
 use powerinfer_core::backend::{Backend, CpuBackend, LinkModel, SimAccelerator};
 use powerinfer_core::gguf::GgufFile;
+use powerinfer_core::input_sparsity::{InputProfile, InputRank};
 use powerinfer_core::powerinfer_predictors::read_powerinfer_predictors;
 use powerinfer_core::{FfnPolicy, Hybrid, HybridOptions, Model, ModelError, Session};
 use powerinfer_kernels::{Kernels, WType};
 use powerinfer_placement::PlacementPlan;
+use powerinfer_predictor::PredictorError;
 
 const TOKENS: [u32; 8] = [3, 1, 4, 1, 5, 9, 2, 6];
 
@@ -357,4 +359,24 @@ fn hybrid_sessions_refuse_observers_and_input_sparsity() {
         .observe(&TOKENS, &FfnPolicy::Dense, &mut |_| {})
         .unwrap_err();
     assert!(matches!(err, ModelError::Policy(_)), "{err}");
+    let profile =
+        InputProfile::collect(&model, &Kernels::new(), &[&TOKENS], InputRank::Magnitude, 8)
+            .unwrap();
+    s.set_input_sparsity(Some(Arc::new(profile.sparsity(0.5).unwrap())));
+    let err = s.forward(&TOKENS, &FfnPolicy::Dense).unwrap_err();
+    assert!(matches!(err, ModelError::Policy(_)), "{err}");
+    // Nothing ran: the session is still empty.
+    assert_eq!(s.pos(), 0);
+}
+
+#[test]
+fn stats_of_another_model_are_refused() {
+    let relu = Model::open(data("ref_relu_llama.gguf")).unwrap();
+    let opt = Model::open(data("ref_opt.gguf")).unwrap();
+    let stats = Hybrid::profile(&opt, &Kernels::new(), &TOKENS, 8).unwrap();
+    let err = Hybrid::problem(&relu, &stats, 1 << 20, &HybridOptions::default()).unwrap_err();
+    assert!(
+        matches!(&err, ModelError::Predictor(PredictorError::WrongModel { what, .. }) if what == "activation stats"),
+        "{err}"
+    );
 }

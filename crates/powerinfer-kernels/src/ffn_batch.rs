@@ -122,29 +122,30 @@ impl Kernels {
         let keep = |b: usize, k: usize| {
             member.as_ref().is_none_or(|mask| mask[b * m + k]) && g[b * m + k].abs() > threshold
         };
-        // Positions (in `cand`) of the union of kept neurons, and the neurons themselves.
+        // Positions (in `cand`) of the neurons any token keeps, and those neurons.
         let kept: Vec<usize> = (0..m).filter(|&k| (0..n).any(|b| keep(b, k))).collect();
-        let union: Vec<u32> = kept.iter().map(|&k| cand[k]).collect();
-        let u_n = union.len();
+        let neurons: Vec<u32> = kept.iter().map(|&k| cand[k]).collect();
+        let u_n = neurons.len();
         let mut hs = vec![0f32; n * u_n];
         if let Some(up) = &w.up {
-            self.gemm_rows(up, xs, n, &union, &mut hs)?;
+            self.gemm_rows(up, xs, n, &neurons, &mut hs)?;
         }
         for b in 0..n {
             for (j, &k) in kept.iter().enumerate() {
-                let v = if keep(b, k) {
+                let mine = keep(b, k);
+                let v = if mine {
                     w.act.combine(g[b * m + k], hs[b * u_n + j])
                 } else {
                     0.0
                 };
                 hs[b * u_n + j] = v;
-                if keep(b, k) && (skip == Skip::None || v != 0.0) {
-                    scratch.active[b].push(union[j]);
+                if mine && (skip == Skip::None || v != 0.0) {
+                    scratch.active[b].push(neurons[j]);
                     scratch.values[b].push(v);
                 }
             }
         }
-        self.axpy_down_batch(&w.down_t, &hs, n, &union, ys)
+        self.axpy_down_batch(&w.down_t, &hs, n, &neurons, ys)
     }
 }
 

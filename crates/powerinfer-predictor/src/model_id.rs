@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::container::{Reader, Writer};
-use crate::error::FileProblem;
+use crate::error::{FileProblem, PredictorError};
 
 /// The facts that tie a file to one model: architecture, shape, and a hash of the FFN
 /// weights (so a predictor for a fine-tune of the same shape is refused too).
@@ -34,6 +34,20 @@ impl ModelId {
             && self.dim == model.dim
             && self.n_ff == model.n_ff
             && (self.ffn_hash == 0 || model.ffn_hash == 0 || self.ffn_hash == model.ffn_hash)
+    }
+
+    /// [`ModelId::matches`] as a result: a file recorded for `self` (a `what`) is
+    /// refused for `model` with [`PredictorError::WrongModel`] naming both.
+    pub fn check(&self, model: &ModelId, what: &str) -> Result<(), PredictorError> {
+        if self.matches(model) {
+            Ok(())
+        } else {
+            Err(PredictorError::WrongModel {
+                what: what.to_string(),
+                expected: Box::new(model.clone()),
+                found: Box::new(self.clone()),
+            })
+        }
     }
 
     pub(crate) fn write(&self, w: &mut Writer) {

@@ -65,7 +65,8 @@ pub struct PredictorSet {
 impl PredictorSet {
     /// Fails with [`PredictorError::WrongModel`] unless the set was made for `model`.
     pub fn check_model(&self, model: &ModelId, what: &str) -> Result<(), PredictorError> {
-        if self.model.matches(model) && self.layers.len() == model.n_layers as usize {
+        self.model.check(model, what)?;
+        if self.layers.len() == model.n_layers as usize {
             Ok(())
         } else {
             Err(PredictorError::WrongModel {

@@ -96,6 +96,12 @@ impl ActivationStats {
         self.rule
     }
 
+    /// Fails with [`PredictorError::WrongModel`] unless these statistics were recorded
+    /// on `model`.
+    pub fn check_model(&self, model: &ModelId, what: &str) -> Result<(), PredictorError> {
+        self.model.check(model, what)
+    }
+
     /// Layers.
     pub fn layers(&self) -> usize {
         self.tokens.len()

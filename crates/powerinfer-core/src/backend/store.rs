@@ -17,6 +17,13 @@ pub(crate) struct OwnedMatrix {
 }
 
 impl OwnedMatrix {
+    /// A copy of all of `m`.
+    pub(crate) fn copy(m: &Matrix) -> OwnedMatrix {
+        let rows: Vec<u32> = (0..m.rows() as u32).collect();
+        OwnedMatrix::gather(m, &rows)
+    }
+
+    /// A copy of the rows `rows` of `m`, in that order.
     pub(crate) fn gather(m: &Matrix, rows: &[u32]) -> OwnedMatrix {
         let mut data = Vec::with_capacity(rows.len() * m.row_bytes());
         rows.iter()
@@ -94,21 +101,6 @@ enum Weight {
     Ffn(OwnedFfn),
 }
 
-impl Weight {
-    fn bytes(&self) -> u64 {
-        let m = |m: &OwnedMatrix| m.data.len() as u64;
-        match self {
-            Weight::Matrix(w) => m(w),
-            Weight::Ffn(f) => {
-                m(&f.gate)
-                    + f.up.as_ref().map_or(0, m)
-                    + m(&f.down)
-                    + 4 * f.gate_bias.as_ref().map_or(0, |b| b.len() as u64)
-            }
-        }
-    }
-}
-
 /// The weight sets of one device and its byte accounting.
 #[derive(Debug)]
 pub(crate) struct Store {
@@ -141,16 +133,17 @@ impl Store {
         self.held = 0;
     }
 
-    /// Refuses `bytes` more when they would pass the budget.
-    pub(crate) fn check_room(&self, name: &str, bytes: u64) -> Result<(), BackendError> {
-        check_budget(&self.name, self.budget, self.held, name, bytes).map(drop)
-    }
-
-    fn insert(&mut self, name: &str, w: Weight) -> Result<WeightId, BackendError> {
-        let bytes = w.bytes();
-        self.check_room(name, bytes)?;
-        self.held += bytes;
-        self.weights.push(w);
+    /// Stores `w` (`bytes` of weights) once `make` has built it, refusing it first if
+    /// it would pass the budget (so nothing is copied for an upload that cannot fit).
+    fn insert(
+        &mut self,
+        name: &str,
+        bytes: u64,
+        make: impl FnOnce() -> Result<Weight, BackendError>,
+    ) -> Result<WeightId, BackendError> {
+        let total = check_budget(&self.name, self.budget, self.held, name, bytes)?;
+        self.weights.push(make()?);
+        self.held = total;
         Ok(WeightId(self.weights.len() - 1))
     }
 
@@ -160,9 +153,7 @@ impl Store {
         m: &Matrix,
     ) -> Result<WeightId, BackendError> {
         let bytes = (m.rows() * m.row_bytes()) as u64;
-        self.check_room(name, bytes)?;
-        let rows: Vec<u32> = (0..m.rows() as u32).collect();
-        self.insert(name, Weight::Matrix(OwnedMatrix::gather(m, &rows)))
+        self.insert(name, bytes, || Ok(Weight::Matrix(OwnedMatrix::copy(m))))
     }
 
     pub(crate) fn upload_ffn(
@@ -172,10 +163,10 @@ impl Store {
         neurons: &[u32],
         down_type: WType,
     ) -> Result<WeightId, BackendError> {
-        let per = super::ffn_neuron_bytes(w, down_type)?;
-        self.check_room(name, per * neurons.len() as u64)?;
-        let ffn = OwnedFfn::gather(name, w, neurons, down_type)?;
-        self.insert(name, Weight::Ffn(ffn))
+        let bytes = super::ffn_neuron_bytes(w, down_type)? * neurons.len() as u64;
+        self.insert(name, bytes, || {
+            Ok(Weight::Ffn(OwnedFfn::gather(name, w, neurons, down_type)?))
+        })
     }
 
     fn unknown(&self, kind: &'static str, id: WeightId) -> BackendError {

@@ -516,43 +516,21 @@ impl<'m> Session<'m> {
             .hybrid
             .as_ref()
             .is_some_and(|h| h.layers[li].id.is_some());
-        match (policy, &layer.ffn.down) {
-            _ if self.input.is_some() => self.ffn_input_sparse(layer, io, &mut y)?,
-            _ if split => predicting = self.ffn_hybrid(layer, policy, io, &mut y)?,
-            (FfnPolicy::Dense, Some(down)) => self.ffn_dense(layer, down, io, &mut y, observer)?,
-            (FfnPolicy::TopK { density }, _) => {
-                self.ffn_oracle(layer, Keep::TopK(*density), io, &mut y, observer)?
+        if self.input.is_some() {
+            self.ffn_input_sparse(layer, io, &mut y)?;
+        } else if split {
+            predicting = self.ffn_hybrid(layer, policy, io, &mut y)?;
+        } else if let (FfnPolicy::Dense, Some(down)) = (policy, &layer.ffn.down) {
+            self.ffn_dense(layer, down, io, &mut y, observer)?;
+        } else if let Some(keep) = Keep::of(policy, li) {
+            self.ffn_oracle(layer, keep, io, &mut y, observer)?;
+        } else {
+            let sets = self.predictor_sets(li, policy, io)?;
+            if let Some((_, t)) = &sets {
+                predicting = *t;
             }
-            (
-                FfnPolicy::HotCold {
-                    hot,
-                    cold: ColdChoice::TopK { density },
-                },
-                _,
-            ) => {
-                let keep = Keep::HotCold {
-                    hot: &hot[li],
-                    density: *density,
-                };
-                self.ffn_oracle(layer, keep, io, &mut y, observer)?
-            }
-            (FfnPolicy::Predictor { set, .. }, _)
-            | (
-                FfnPolicy::HotCold {
-                    cold: ColdChoice::Predictor { set },
-                    ..
-                },
-                _,
-            ) => {
-                let mut sets = self.predicted(li, set, io)?;
-                if let FfnPolicy::HotCold { hot, .. } = policy {
-                    sets.iter_mut().for_each(|s| *s = merge(&hot[li], s));
-                }
-                predicting = start.elapsed();
-                self.stats.predictor_time += predicting;
-                self.ffn_sparse(layer, policy, io, Some(&sets), &mut y, observer)?;
-            }
-            _ => self.ffn_sparse(layer, policy, io, None, &mut y, observer)?,
+            let sets = sets.as_ref().map(|(s, _)| s.as_slice());
+            self.ffn_sparse(layer, policy, io, sets, &mut y, observer)?;
         }
         self.stats.ffn_time += start.elapsed().saturating_sub(predicting);
         for (xr, yr) in x.chunks_exact_mut(d).zip(y.chunks_exact_mut(d)) {
@@ -560,6 +538,33 @@ impl<'m> Session<'m> {
             xr.iter_mut().zip(yr.iter()).for_each(|(a, b)| *a += b);
         }
         Ok(())
+    }
+
+    /// Per token, the candidates a predictor-driven policy picks in layer `li` (with
+    /// `HotCold`'s hot neurons merged in), and the time predicting took (also added to
+    /// the stats); `None` for the other policies.
+    fn predictor_sets(
+        &mut self,
+        li: usize,
+        policy: &FfnPolicy,
+        io: FfnIo,
+    ) -> Result<Option<(TokenSets, std::time::Duration)>, ModelError> {
+        let set = match policy {
+            FfnPolicy::Predictor { set, .. }
+            | FfnPolicy::HotCold {
+                cold: ColdChoice::Predictor { set },
+                ..
+            } => set,
+            _ => return Ok(None),
+        };
+        let start = std::time::Instant::now();
+        let mut sets = self.predicted(li, set, io)?;
+        if let FfnPolicy::HotCold { hot, .. } = policy {
+            sets.iter_mut().for_each(|s| *s = merge(&hot[li], s));
+        }
+        let took = start.elapsed();
+        self.stats.predictor_time += took;
+        Ok(Some((sets, took)))
     }
 
     /// Per token, the neurons layer `li`'s predictor picks (its bytes counted).
@@ -812,6 +817,9 @@ enum Logits {
     None,
 }
 
+/// Per token, a sorted list of neurons.
+type TokenSets = Vec<Vec<u32>>;
+
 /// Which neurons an exact oracle keeps per token.
 #[derive(Clone, Copy)]
 enum Keep<'a> {
@@ -819,6 +827,23 @@ enum Keep<'a> {
     TopK(f32),
     /// `hot`, then the cold neurons of largest `|a|` up to `density` in all.
     HotCold { hot: &'a [u32], density: f32 },
+}
+
+impl Keep<'_> {
+    /// The exact oracle `policy` runs in layer `li`, if it is one.
+    fn of(policy: &FfnPolicy, li: usize) -> Option<Keep<'_>> {
+        match policy {
+            FfnPolicy::TopK { density } => Some(Keep::TopK(*density)),
+            FfnPolicy::HotCold {
+                hot,
+                cold: ColdChoice::TopK { density },
+            } => Some(Keep::HotCold {
+                hot: &hot[li],
+                density: *density,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// Per token of `all` (`n × n_ff` activations), the neurons `keep` keeps, ascending;

@@ -3,12 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::{FfnIo, Keep, Session, merge, oracle_mask};
+use super::{FfnIo, Keep, Session, oracle_mask};
 use crate::backend::{Done, FfnSelect, Op};
 use crate::error::KernelContext;
 use crate::gguf::TensorInfo;
 use crate::model::Layer;
-use crate::policy::ColdChoice;
 use crate::{FfnPolicy, ModelError};
 
 /// What each side of a hybrid split did since the last reset.
@@ -92,39 +91,17 @@ impl Session<'_> {
         let (d, n_ff) = (w.dim(), w.neurons());
         let n = h.len() / d;
         let (candidates, skip) = policy.layer(li);
-        // Per-token candidates, where the policy has them.
-        let start = Instant::now();
-        let mut predicting = Duration::ZERO;
-        let sets: Option<Vec<Vec<u32>>> = match policy {
-            FfnPolicy::Predictor { set, .. }
-            | FfnPolicy::HotCold {
-                cold: ColdChoice::Predictor { set },
-                ..
-            } => {
-                let mut sets = self.predicted(li, set, io)?;
-                if let FfnPolicy::HotCold { hot, .. } = policy {
-                    sets.iter_mut().for_each(|s| *s = merge(&hot[li], s));
-                }
-                predicting = start.elapsed();
-                self.stats.predictor_time += predicting;
-                Some(sets)
-            }
-            FfnPolicy::TopK { density } => {
+        // Per-token candidates, where the policy has them: an exact oracle's keep sets
+        // (every activation computed on the host), or a predictor's.
+        let (sets, predicting) = match Keep::of(policy, li) {
+            Some(keep) => {
                 let mut all = self.activations(li, &w, h, n)?;
-                Some(oracle_mask(n_ff, Keep::TopK(*density), &mut all))
+                (Some(oracle_mask(n_ff, keep, &mut all)), Duration::ZERO)
             }
-            FfnPolicy::HotCold {
-                hot,
-                cold: ColdChoice::TopK { density },
-            } => {
-                let mut all = self.activations(li, &w, h, n)?;
-                let keep = Keep::HotCold {
-                    hot: &hot[li],
-                    density: *density,
-                };
-                Some(oracle_mask(n_ff, keep, &mut all))
-            }
-            _ => None,
+            None => match self.predictor_sets(li, policy, io)? {
+                Some((sets, took)) => (Some(sets), took),
+                None => (None, Duration::ZERO),
+            },
         };
         let select = match (&sets, candidates) {
             (Some(s), _) => FfnSelect::PerToken(s.iter().map(|s| split.hot_part(s)).collect()),

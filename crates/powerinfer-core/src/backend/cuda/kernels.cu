@@ -79,16 +79,17 @@ extern "C" __global__ void gemv_rows(const u8* w, long long row_bytes, int wtype
     if (lane == 0) y[(long long)b * m + k] = acc;
 }
 
-// act: 0 ReLU (no up), 1 ReGLU, 2 dReLU, 3 SwiGLU. `member` (n x m, or null) says which
+// act: 0 ReLU (no up), 1 ReGLU, 2 dReLU, 3 SwiGLU. Candidate k is neuron idx[k] (the
+// per-neuron `bias`, or null, is indexed by it). `member` (n x m, or null) says which
 // candidates token b may use; `threshold` is the skip cut on |act(g)| (negative: none).
 // `u` may be null for ReLU. Writes h (n x m): 0 where a neuron is skipped.
 extern "C" __global__ void ffn_act(const float* g, const float* u, const float* bias,
-                                   const unsigned char* member, int act, float threshold,
-                                   int m, int n, float* h) {
+                                   const int* idx, const unsigned char* member, int act,
+                                   float threshold, int m, int n, float* h) {
     long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (e >= (long long)m * n) return;
     int k = (int)(e % m);
-    float v = g[e] + (bias ? bias[k] : 0.0f);
+    float v = g[e] + (bias ? bias[idx[k]] : 0.0f);
     float a = act == 3 ? v / (1.0f + expf(-v)) : fmaxf(v, 0.0f);
     bool keep = (member == 0 || member[e] != 0) && fabsf(a) > threshold;
     float out = 0.0f;

@@ -213,15 +213,19 @@ impl CudaDevice {
         })
     }
 
-    fn insert(&self, name: &str, bytes: u64, w: DeviceWeight) -> Result<WeightId, BackendError> {
+    /// Stores the weight set `make` copies to the device (`bytes` of weights),
+    /// refusing it first if it would pass the budget (so nothing is copied then).
+    fn insert(
+        &self,
+        name: &str,
+        bytes: u64,
+        make: impl FnOnce() -> Result<DeviceWeight, BackendError>,
+    ) -> Result<WeightId, BackendError> {
         let mut st = self.state();
-        st.held = check_budget(&self.name, self.budget, st.held, name, bytes)?;
-        st.weights.push(w);
+        let total = check_budget(&self.name, self.budget, st.held, name, bytes)?;
+        st.weights.push(make()?);
+        st.held = total;
         Ok(WeightId(st.weights.len() - 1))
-    }
-
-    fn check_room(&self, name: &str, bytes: u64) -> Result<(), BackendError> {
-        check_budget(&self.name, self.budget, self.state().held, name, bytes).map(drop)
     }
 
     /// `y[b][k] = W[idx[k]]·x[b]` into `y` (n × m).
@@ -350,31 +354,20 @@ impl CudaDevice {
                 Some(_) => b.arg(&u),
                 None => b.arg(&null),
             };
-            // The bias is indexed by candidate position: gather it for `cand`.
-            let bias = match &f.bias {
-                Some(full) => {
-                    let host = self.stream.clone_dtoh(full).map_err(e("memcpy to host"))?;
-                    let gathered: Vec<f32> = cand.iter().map(|&i| host[i as usize]).collect();
-                    Some(
-                        self.stream
-                            .clone_htod(&gathered)
-                            .map_err(e("memcpy to device"))?,
-                    )
-                }
-                None => None,
-            };
-            match &bias {
+            match &f.bias {
                 Some(bs) => b.arg(bs),
                 None => b.arg(&null),
             };
+            b.arg(&idx);
             match &mask {
                 Some(mk) => b.arg(mk),
                 None => b.arg(&null),
             };
             b.arg(&act).arg(&threshold).arg(&m_i).arg(&n_i).arg(&mut h);
             // SAFETY: arguments match `ffn_act` in kernels.cu; g, u, h (and the mask)
-            // hold n × m values and the bias m, and the grid covers exactly n × m
-            // threads with a bound check in the kernel.
+            // hold n × m values, `idx` m indices below the bias's length (the uploaded
+            // neurons), and the grid covers exactly n × m threads with a bound check in
+            // the kernel.
             unsafe { b.launch(cfg) }.map_err(e("ffn_act"))?;
         }
         {
@@ -402,16 +395,24 @@ impl CudaDevice {
             unsafe { b.launch(cfg) }.map_err(e("axpy_rows"))?;
         }
         let out = self.stream.clone_dtoh(&ys).map_err(e("memcpy to host"))?;
-        let hv = self.stream.clone_dtoh(&h).map_err(e("memcpy to host"))?;
-        // Neurons computed per token, counted as the host kernels count them.
-        let active = (0..n)
-            .map(|b| match skip {
-                Skip::None => member.as_ref().map_or(m, |mk| {
-                    mk[b * m..(b + 1) * m].iter().filter(|&&v| v != 0).count()
-                }),
-                Skip::Below(_) => hv[b * m..(b + 1) * m].iter().filter(|&&v| v != 0.0).count(),
-            })
-            .collect();
+        // Neurons computed per token, counted as the host kernels count them: every
+        // candidate without a skip rule, else those whose activation is not 0 (only
+        // then are the activations copied back).
+        let active = match skip {
+            Skip::None => (0..n)
+                .map(|b| {
+                    member.as_ref().map_or(m, |mk| {
+                        mk[b * m..(b + 1) * m].iter().filter(|&&v| v != 0).count()
+                    })
+                })
+                .collect(),
+            Skip::Below(_) => {
+                let hv = self.stream.clone_dtoh(&h).map_err(e("memcpy to host"))?;
+                hv.chunks_exact(m)
+                    .map(|hb| hb.iter().filter(|&&v| v != 0.0).count())
+                    .collect()
+            }
+        };
         Ok(Done {
             ys: out,
             active,
@@ -452,10 +453,9 @@ impl Backend for CudaDevice {
 
     fn upload_matrix(&self, name: &str, m: &Matrix) -> Result<WeightId, BackendError> {
         let bytes = (m.rows() * m.row_bytes()) as u64;
-        self.check_room(name, bytes)?;
-        let rows: Vec<u32> = (0..m.rows() as u32).collect();
-        let dm = self.to_device(&OwnedMatrix::gather(m, &rows))?;
-        self.insert(name, bytes, DeviceWeight::Matrix(dm))
+        self.insert(name, bytes, || {
+            Ok(DeviceWeight::Matrix(self.to_device(&OwnedMatrix::copy(m))?))
+        })
     }
 
     fn upload_ffn(
@@ -465,23 +465,22 @@ impl Backend for CudaDevice {
         neurons: &[u32],
         down_type: WType,
     ) -> Result<WeightId, BackendError> {
-        let per = super::ffn_neuron_bytes(w, down_type)?;
-        let bytes = per * neurons.len() as u64;
-        self.check_room(name, bytes)?;
-        let f = OwnedFfn::gather(name, w, neurons, down_type)?;
-        let dev = DeviceFfn {
-            gate: self.to_device(&f.gate)?,
-            up: f.up.as_ref().map(|u| self.to_device(u)).transpose()?,
-            down: self.to_device(&f.down)?,
-            bias: f
-                .gate_bias
-                .as_ref()
-                .map(|b| self.stream.clone_htod(b))
-                .transpose()
-                .map_err(self.err("memcpy to device"))?,
-            act: act_code(f.act),
-        };
-        self.insert(name, bytes, DeviceWeight::Ffn(Box::new(dev)))
+        let bytes = super::ffn_neuron_bytes(w, down_type)? * neurons.len() as u64;
+        self.insert(name, bytes, || {
+            let f = OwnedFfn::gather(name, w, neurons, down_type)?;
+            Ok(DeviceWeight::Ffn(Box::new(DeviceFfn {
+                gate: self.to_device(&f.gate)?,
+                up: f.up.as_ref().map(|u| self.to_device(u)).transpose()?,
+                down: self.to_device(&f.down)?,
+                bias: f
+                    .gate_bias
+                    .as_ref()
+                    .map(|b| self.stream.clone_htod(b))
+                    .transpose()
+                    .map_err(self.err("memcpy to device"))?,
+                act: act_code(f.act),
+            })))
+        })
     }
 
     fn release_all(&self) {
