@@ -10,6 +10,7 @@ mod hybrid;
 mod kernels;
 #[path = "../common/size.rs"]
 mod size;
+mod synthetic;
 
 use clap::{Parser, Subcommand};
 
@@ -30,11 +31,15 @@ enum Command {
     /// Prompt prefill and decode tokens/s of a real model, dense and at calibrated FFN
     /// densities, against the memory-bandwidth bound.
     Decode(decode::Args),
+    /// Decode at PowerInfer's scale on a random-weight model from the `synth` example
+    /// (synthetic weights, speed only): dense, trace-sparse, and split per budget.
+    Synthetic(synthetic::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Kernels(args) => kernels::run(&args),
         Command::Decode(args) => decode::run(&args),
+        Command::Synthetic(args) => synthetic::run(&args),
     }
 }

@@ -44,27 +44,14 @@ pub struct HybridArgs {
 impl HybridArgs {
     /// The accelerator asked for, or `None` for `cpu`.
     pub fn backend(&self) -> Result<Option<Arc<dyn Backend>>> {
-        match self.hybrid.as_str() {
-            "cpu" => Ok(None),
-            "sim" => {
-                if self.budget == 0 && self.plan.is_none() {
-                    bail!("--hybrid sim needs --budget (e.g. 40MiB)");
-                }
-                let link = (self.link_gbps > 0.0).then(|| LinkModel {
-                    gb_per_s: self.link_gbps,
-                    latency: Duration::from_secs_f64(self.link_latency_us * 1e-6),
-                });
-                let kernels = Kernels::new().with_threads(self.device_threads)?;
-                let budget = if self.budget == 0 {
-                    u64::MAX
-                } else {
-                    self.budget
-                };
-                Ok(Some(Arc::new(SimAccelerator::new(kernels, budget, link)?)))
-            }
-            "cuda" => cuda_backend(self.budget),
-            other => bail!("unknown --hybrid {other:?} (cpu, sim, cuda)"),
+        if self.hybrid == "sim" && self.budget == 0 && self.plan.is_none() {
+            bail!("--hybrid sim needs --budget (e.g. 40MiB)");
         }
+        let link = (self.link_gbps > 0.0).then(|| LinkModel {
+            gb_per_s: self.link_gbps,
+            latency: Duration::from_secs_f64(self.link_latency_us * 1e-6),
+        });
+        device(&self.hybrid, self.budget, link, self.device_threads)
     }
 
     /// The split to enable, or `None` for `cpu`; `calibration` gives the profile
@@ -87,6 +74,27 @@ impl HybridArgs {
             budget: self.budget,
             options: HybridOptions::default(),
         }))
+    }
+}
+
+/// The device `kind` names (`cpu`: none; `sim` with `threads` worker threads and an
+/// optional link; `cuda`), holding at most `budget` bytes (0: no limit for `sim`, the
+/// free memory for `cuda`).
+pub fn device(
+    kind: &str,
+    budget: u64,
+    link: Option<LinkModel>,
+    threads: usize,
+) -> Result<Option<Arc<dyn Backend>>> {
+    match kind {
+        "cpu" => Ok(None),
+        "sim" => {
+            let kernels = Kernels::new().with_threads(threads)?;
+            let budget = if budget == 0 { u64::MAX } else { budget };
+            Ok(Some(Arc::new(SimAccelerator::new(kernels, budget, link)?)))
+        }
+        "cuda" => cuda_backend(budget),
+        other => bail!("unknown device {other:?} (cpu, sim, cuda)"),
     }
 }
 

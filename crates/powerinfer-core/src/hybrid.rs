@@ -173,9 +173,33 @@ impl Hybrid {
         budget: u64,
         opts: &HybridOptions,
     ) -> Result<PlacementProblem, ModelError> {
-        let cfg = model.config();
         // A matching model id has this model's layer and neuron counts.
         stats.check_model(model.predictor_id(), "activation stats")?;
+        let freqs = (0..stats.layers()).map(|l| stats.frequencies(l)).collect();
+        Hybrid::problem_from(model, freqs, budget, opts)
+    }
+
+    /// [`Hybrid::problem`] from per-layer, per-neuron firing frequencies in `[0, 1]`
+    /// (a trace's, say: [`crate::trace::ActivationTrace::frequencies`]).
+    pub fn problem_from(
+        model: &Model,
+        frequencies: Vec<Vec<f64>>,
+        budget: u64,
+        opts: &HybridOptions,
+    ) -> Result<PlacementProblem, ModelError> {
+        let cfg = model.config();
+        if frequencies.len() != cfg.n_layers || frequencies.iter().any(|f| f.len() != cfg.n_ff) {
+            return Err(ModelError::Plan {
+                plan: "frequencies".into(),
+                problem: format!(
+                    "{} layers of {:?} neurons, the model has {} of {}",
+                    frequencies.len(),
+                    frequencies.first().map(Vec::len),
+                    cfg.n_layers,
+                    cfg.n_ff
+                ),
+            });
+        }
         let mut bytes_per_neuron = Vec::with_capacity(cfg.n_layers);
         let mut dense = Vec::new();
         for (li, layer) in model.layers.iter().enumerate() {
@@ -198,9 +222,7 @@ impl Hybrid {
             });
         }
         let input = PlacementInput {
-            activity: Activity::Frequencies(
-                (0..cfg.n_layers).map(|l| stats.frequencies(l)).collect(),
-            ),
+            activity: Activity::Frequencies(frequencies),
             bytes_per_neuron,
             dense,
             accelerator_bytes: budget,
@@ -219,6 +241,21 @@ impl Hybrid {
         opts: &HybridOptions,
     ) -> Result<PlacementPlan, ModelError> {
         Ok(solve_greedy(&Hybrid::problem(model, stats, budget, opts)?))
+    }
+
+    /// [`Hybrid::problem_from`] solved with the greedy solver.
+    pub fn solve_from(
+        model: &Model,
+        frequencies: Vec<Vec<f64>>,
+        budget: u64,
+        opts: &HybridOptions,
+    ) -> Result<PlacementPlan, ModelError> {
+        Ok(solve_greedy(&Hybrid::problem_from(
+            model,
+            frequencies,
+            budget,
+            opts,
+        )?))
     }
 
     /// Uploads exactly what `plan` puts on the accelerator to `backend`: each layer's

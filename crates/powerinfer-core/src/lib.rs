@@ -23,6 +23,7 @@ pub mod powerinfer_predictors;
 pub mod sampler;
 mod session;
 pub mod tokenizer;
+pub mod trace;
 
 pub use config::{Arch, ModelConfig};
 pub use engine::{Engine, EngineError, EngineOptions, GenerateParams};

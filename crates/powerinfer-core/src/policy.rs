@@ -6,6 +6,7 @@ use powerinfer_kernels::Skip;
 use powerinfer_predictor::PredictorSet;
 
 use crate::ModelError;
+use crate::trace::ActivationTrace;
 
 /// How the FFN of every layer chooses its neurons.
 ///
@@ -52,6 +53,13 @@ pub enum FfnPolicy {
         /// Optional per-layer gate cuts (0 for the ReLU family: drop predicted
         /// neurons that do not fire).
         gate_check: Option<Vec<f32>>,
+    },
+    /// Speed runs on models with random weights: per layer and position exactly the
+    /// neurons a sampled [`ActivationTrace`] fires are computed (their gate, up and
+    /// down rows), whatever the activations are. Figures from it are speed only.
+    Trace {
+        /// The trace, for this model's layer and neuron counts.
+        trace: Arc<ActivationTrace>,
     },
     /// PowerInfer's split: per layer the hottest neurons of the offline profile (what
     /// placement puts on the accelerator) are always computed; among the cold rest only
@@ -101,6 +109,17 @@ impl FfnPolicy {
                 }
                 predictors(set, n_layers, n_ff)
             }
+            FfnPolicy::Trace { trace } => {
+                layers(trace.layers())?;
+                if trace.neurons() == n_ff {
+                    Ok(())
+                } else {
+                    Err(ModelError::Policy(format!(
+                        "trace of {} neurons per layer, the model has {n_ff}",
+                        trace.neurons()
+                    )))
+                }
+            }
             FfnPolicy::HotCold { hot, cold } => {
                 hot_sets(hot, n_layers, n_ff)?;
                 match cold {
@@ -115,7 +134,9 @@ impl FfnPolicy {
     /// `Predictor`, the rule applied to the predicted candidates).
     pub(crate) fn layer(&self, layer: usize) -> (Option<&[u32]>, Skip) {
         match self {
-            FfnPolicy::TopK { .. } | FfnPolicy::HotCold { .. } => (None, Skip::None),
+            FfnPolicy::TopK { .. } | FfnPolicy::HotCold { .. } | FfnPolicy::Trace { .. } => {
+                (None, Skip::None)
+            }
             FfnPolicy::Predictor { gate_check, .. } => (
                 None,
                 gate_check

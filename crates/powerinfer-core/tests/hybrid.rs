@@ -13,6 +13,7 @@ use powerinfer_core::backend::{Backend, CpuBackend, LinkModel, SimAccelerator};
 use powerinfer_core::gguf::GgufFile;
 use powerinfer_core::input_sparsity::{InputProfile, InputRank};
 use powerinfer_core::powerinfer_predictors::read_powerinfer_predictors;
+use powerinfer_core::trace::ActivationTrace;
 use powerinfer_core::{FfnPolicy, Hybrid, HybridOptions, Model, ModelError, Session};
 use powerinfer_kernels::{Kernels, WType};
 use powerinfer_placement::PlacementPlan;
@@ -178,6 +179,14 @@ fn common_policies(n_layers: usize, n_ff: usize) -> Vec<(&'static str, FfnPolicy
             },
         ),
         ("top-k", FfnPolicy::TopK { density: 0.4 }),
+        (
+            "trace",
+            FfnPolicy::Trace {
+                trace: Arc::new(
+                    ActivationTrace::power_law(n_layers, n_ff, &[0.3], 1.0, 9).unwrap(),
+                ),
+            },
+        ),
         (
             "static",
             FfnPolicy::StaticHot {

@@ -4,6 +4,7 @@
 //! and tools convert or re-lay out weights (e.g. a transposed `ffn_down_t`), without
 //! depending on Python's `gguf` package.
 
+use std::io::Write;
 use std::path::Path;
 
 use powerinfer_kernels::WType;
@@ -113,47 +114,66 @@ impl GgufWriter {
 
     /// The complete file image.
     pub fn to_bytes(&self) -> Result<Vec<u8>, GgufError> {
-        let alignment = self.alignment()?;
         let mut out = Vec::new();
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&3u32.to_le_bytes());
-        out.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
-        out.extend_from_slice(&(self.metadata.len() as u64).to_le_bytes());
+        self.emit(&mut out, MEMORY_FILE)?;
+        Ok(out)
+    }
+
+    /// Writes the file to `path`, streaming the tensor data (a multi-gigabyte model is
+    /// not copied into one image first).
+    pub fn write(&self, path: impl AsRef<Path>) -> Result<(), GgufError> {
+        let path = path.as_ref();
+        let file = path.display().to_string();
+        let io = |source| GgufError::Io {
+            file: file.clone(),
+            source,
+        };
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
+        self.emit(&mut out, &file)?;
+        out.flush().map_err(io)
+    }
+
+    /// The header (metadata, tensor table) then the aligned tensor data, into `out`.
+    fn emit(&self, out: &mut impl Write, file: &str) -> Result<(), GgufError> {
+        let io = |source| GgufError::Io {
+            file: file.to_string(),
+            source,
+        };
+        let alignment = self.alignment()?;
+        let mut head = Vec::new();
+        head.extend_from_slice(&MAGIC);
+        head.extend_from_slice(&3u32.to_le_bytes());
+        head.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
+        head.extend_from_slice(&(self.metadata.len() as u64).to_le_bytes());
         for (key, value) in &self.metadata {
-            write_str(&mut out, key);
-            out.extend_from_slice(&value.value_type().id().to_le_bytes());
-            write_value(&mut out, key, value)?;
+            write_str(&mut head, key);
+            head.extend_from_slice(&value.value_type().id().to_le_bytes());
+            write_value(&mut head, key, value)?;
         }
         let mut offset = 0u64;
         let mut offsets = Vec::with_capacity(self.tensors.len());
         for t in &self.tensors {
             offset = offset.next_multiple_of(alignment);
             offsets.push(offset);
-            write_str(&mut out, &t.name);
-            out.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
+            write_str(&mut head, &t.name);
+            head.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
             for d in &t.dims {
-                out.extend_from_slice(&d.to_le_bytes());
+                head.extend_from_slice(&d.to_le_bytes());
             }
-            out.extend_from_slice(&t.wtype.ggml_id().to_le_bytes());
-            out.extend_from_slice(&offset.to_le_bytes());
+            head.extend_from_slice(&t.wtype.ggml_id().to_le_bytes());
+            head.extend_from_slice(&offset.to_le_bytes());
             offset += t.data.len() as u64;
         }
-        let data_start = (out.len() as u64).next_multiple_of(alignment);
+        let data_start = (head.len() as u64).next_multiple_of(alignment);
+        head.resize(data_start as usize, 0);
+        out.write_all(&head).map_err(io)?;
+        let mut at = 0u64;
         for (t, off) in self.tensors.iter().zip(offsets) {
-            out.resize((data_start + off) as usize, 0);
-            out.extend_from_slice(&t.data);
+            out.write_all(&vec![0u8; (off - at) as usize]).map_err(io)?;
+            out.write_all(&t.data).map_err(io)?;
+            at = off + t.data.len() as u64;
         }
-        Ok(out)
-    }
-
-    /// Writes the file to `path`.
-    pub fn write(&self, path: impl AsRef<Path>) -> Result<(), GgufError> {
-        let path = path.as_ref();
-        let bytes = self.to_bytes()?;
-        std::fs::write(path, bytes).map_err(|source| GgufError::Io {
-            file: path.display().to_string(),
-            source,
-        })
+        Ok(())
     }
 }
 

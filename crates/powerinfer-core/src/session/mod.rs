@@ -525,7 +525,7 @@ impl<'m> Session<'m> {
         } else if let Some(keep) = Keep::of(policy, li) {
             self.ffn_oracle(layer, keep, io, &mut y, observer)?;
         } else {
-            let sets = self.predictor_sets(li, policy, io)?;
+            let sets = self.token_sets(li, policy, io)?;
             if let Some((_, t)) = &sets {
                 predicting = *t;
             }
@@ -540,15 +540,27 @@ impl<'m> Session<'m> {
         Ok(())
     }
 
-    /// Per token, the candidates a predictor-driven policy picks in layer `li` (with
-    /// `HotCold`'s hot neurons merged in), and the time predicting took (also added to
-    /// the stats); `None` for the other policies.
-    fn predictor_sets(
+    /// Per token, the candidates of a policy that picks them per token in layer `li` —
+    /// a predictor's (with `HotCold`'s hot neurons merged in) or a trace's — and the
+    /// time predicting took (also added to the stats); `None` for the other policies.
+    fn token_sets(
         &mut self,
         li: usize,
         policy: &FfnPolicy,
         io: FfnIo,
     ) -> Result<Option<(TokenSets, std::time::Duration)>, ModelError> {
+        if let FfnPolicy::Trace { trace } = policy {
+            // The cache grows after the pass: its length is this pass's first position.
+            let (n, pos0) = (io.h.len() / self.model.config().dim, self.cache.len());
+            let sets = (0..n)
+                .map(|b| {
+                    let mut s = Vec::new();
+                    trace.sample(li, pos0 + b, &mut s);
+                    s
+                })
+                .collect();
+            return Ok(Some((sets, std::time::Duration::ZERO)));
+        }
         let set = match policy {
             FfnPolicy::Predictor { set, .. }
             | FfnPolicy::HotCold {

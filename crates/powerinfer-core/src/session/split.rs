@@ -92,13 +92,13 @@ impl Session<'_> {
         let n = h.len() / d;
         let (candidates, skip) = policy.layer(li);
         // Per-token candidates, where the policy has them: an exact oracle's keep sets
-        // (every activation computed on the host), or a predictor's.
+        // (every activation computed on the host), a predictor's or a trace's.
         let (sets, predicting) = match Keep::of(policy, li) {
             Some(keep) => {
                 let mut all = self.activations(li, &w, h, n)?;
                 (Some(oracle_mask(n_ff, keep, &mut all)), Duration::ZERO)
             }
-            None => match self.predictor_sets(li, policy, io)? {
+            None => match self.token_sets(li, policy, io)? {
                 Some((sets, took)) => (Some(sets), took),
                 None => (None, Duration::ZERO),
             },
