@@ -2,8 +2,9 @@
 # The checks to run when a GPU machine is lent (see the `device` tool): prints the GPU,
 # builds with `--features cuda`, runs the CUDA tests (PTX compile, and every CUDA op
 # against the CPU backend for F32/F16/Q8_0/Q4_0/Q4_1 and each activation) and the hybrid
-# executor's tests. Needs no network and no model files (the tests use tests/data).
-# Budget: under 8 minutes on the device machine (most of it the release build).
+# executor's tests, then writes the 7B-shaped synthetic model there (the working tree
+# cannot carry it) and times decode split between the host and the GPU.
+# Needs no network and no model files. Budget: under 8 minutes on the device machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
@@ -15,3 +16,9 @@ if ! ldconfig -p | grep -q libnvrtc; then
 fi
 time cargo test --release -p powerinfer-core --features cuda --test cuda -- --nocapture
 time cargo test --release -p powerinfer-core --features cuda --test hybrid
+cargo build --release --features cuda --example synth --example bench
+model=${TMPDIR:-/tmp}/synthetic-relu-llama-7b.q4_0.gguf
+time ./target/release/examples/synth --out "$model"
+# Synthetic weights, speed only.
+time ./target/release/examples/bench synthetic --model "$model" --device cuda \
+    --threads 16 --host-threads 8 --densities 0.1 --budgets 2GiB,4GiB --decode-tokens 16
