@@ -21,6 +21,8 @@ use clap::Parser;
 use half::f16;
 use powerinfer::core::gguf::GgufWriter;
 use powerinfer::kernels::WType;
+use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -56,25 +58,14 @@ struct Args {
     seed: u64,
 }
 
-/// SplitMix64, enough for random weight codes.
-fn next(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// A `rows × cols` Q4_0 matrix of random codes, scaled so a row's dot product with a
 /// unit-RMS input has about unit size (values `(q − 8)·d`, std ≈ 4.6·d).
-fn q4_0(rows: usize, cols: usize, state: &mut u64) -> Vec<u8> {
+fn q4_0(rows: usize, cols: usize, rng: &mut SmallRng) -> Vec<u8> {
     let d = f16::from_f32(1.0 / (4.6 * (cols as f32).sqrt())).to_le_bytes();
-    let blocks = rows * cols / 32;
-    let mut out = Vec::with_capacity(blocks * 18);
-    for _ in 0..blocks {
-        out.extend_from_slice(&d);
-        out.extend_from_slice(&next(state).to_le_bytes());
-        out.extend_from_slice(&next(state).to_le_bytes());
+    let mut out = vec![0u8; rows * cols / 32 * 18];
+    for block in out.chunks_exact_mut(18) {
+        block[..2].copy_from_slice(&d);
+        rng.fill_bytes(&mut block[2..]);
     }
     out
 }
@@ -116,7 +107,7 @@ fn main() -> Result<()> {
         .add("llama.rope.dimension_count", (a.dim / a.heads) as u32)
         .add("llama.vocab_size", a.vocab as u32)
         .add("powerinfer.ffn_activation", "relu");
-    let mut state = a.seed;
+    let mut state = SmallRng::seed_from_u64(a.seed);
     let q = WType::Q4_0;
     let mut add = |name: &str, dims: &[u64], wtype: WType, data: Vec<u8>| {
         w.add_tensor(name, dims, wtype, data)

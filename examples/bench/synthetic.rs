@@ -55,7 +55,8 @@ pub struct Args {
     decode_tokens: usize,
 }
 
-/// Decode tokens/s and FFN bytes per token of `policy` (after a short prefill).
+/// Decode tokens/s of `policy` (after a short prefill), its FFN bytes per token, and
+/// the neurons per token the device computed.
 fn decode(
     model: &Model,
     kernels: &Kernels,
@@ -124,18 +125,18 @@ pub fn run(args: &Args) -> Result<()> {
             dense_bytes / bytes
         );
     };
-    let traces: Vec<(f64, FfnPolicy)> = args
+    // Per density, the trace and the policy that runs it.
+    let traces: Vec<(f64, Arc<ActivationTrace>, FfnPolicy)> = args
         .densities
         .iter()
         .map(|&d| {
             let trace =
                 ActivationTrace::power_law(cfg.n_layers, cfg.n_ff, &[d], args.skew, args.seed)?;
-            Ok((
-                d,
-                FfnPolicy::Trace {
-                    trace: Arc::new(trace),
-                },
-            ))
+            let trace = Arc::new(trace);
+            let policy = FfnPolicy::Trace {
+                trace: Arc::clone(&trace),
+            };
+            Ok((d, trace, policy))
         })
         .collect::<Result<_>>()?;
     // Host threads of the split rows always get CPU-only rows too, to compare with.
@@ -148,7 +149,7 @@ pub fn run(args: &Args) -> Result<()> {
         let k = Kernels::new().with_threads(t)?;
         let (dense, b, _) = decode(&model, &k, None, &FfnPolicy::Dense, args)?;
         row("dense", &t.to_string(), dense, dense, b, 0.0);
-        for (d, policy) in &traces {
+        for (d, _, policy) in &traces {
             let (rate, b, _) = decode(&model, &k, None, policy, args)?;
             row(&format!("trace:{d}"), &t.to_string(), rate, dense, b, 0.0);
             if t == args.host_threads {
@@ -160,10 +161,7 @@ pub fn run(args: &Args) -> Result<()> {
         }
     }
     let host = Kernels::new().with_threads(args.host_threads)?;
-    for ((d, policy), cpu_rate) in traces.iter().zip(&trace_rates) {
-        let FfnPolicy::Trace { trace } = policy else {
-            continue;
-        };
+    for ((d, trace, policy), cpu_rate) in traces.iter().zip(&trace_rates) {
         let freqs: Vec<Vec<f64>> = (0..cfg.n_layers)
             .map(|l| trace.frequencies(l).to_vec())
             .collect();
