@@ -5,6 +5,7 @@
 //! `BENCHMARKS.md`).
 
 mod decode;
+mod device;
 #[path = "../common/hybrid.rs"]
 mod hybrid;
 mod kernels;
@@ -31,6 +32,9 @@ enum Command {
     /// Prompt prefill and decode tokens/s of a real model, dense and at calibrated FFN
     /// densities, against the memory-bandwidth bound.
     Decode(decode::Args),
+    /// The accelerator's sparse FFN operation alone (sim or cuda): weight GB/s at
+    /// several densities on one 7B-shaped layer.
+    Device(device::Args),
     /// Decode at PowerInfer's scale on a random-weight model from the `synth` example
     /// (synthetic weights, speed only): dense, trace-sparse, and split per budget.
     Synthetic(synthetic::Args),
@@ -41,5 +45,6 @@ fn main() -> anyhow::Result<()> {
         Command::Kernels(args) => kernels::run(&args),
         Command::Decode(args) => decode::run(&args),
         Command::Synthetic(args) => synthetic::run(&args),
+        Command::Device(args) => device::run(&args),
     }
 }
