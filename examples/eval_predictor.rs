@@ -46,9 +46,9 @@ struct Args {
     /// Problems scored.
     #[arg(long, default_value_t = 40)]
     problems: usize,
-    /// Worker threads (0 = one per core).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    /// Worker threads, 1 to 1024 (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 fn main() -> Result<()> {

@@ -69,9 +69,12 @@ struct Args {
     /// neurons below the gate cut of `threshold:<d>`).
     #[arg(long, default_value = "dense")]
     policy: String,
-    /// Worker threads (0 = one per core).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    /// Context length in positions (prompt and answer), capped at the model's.
+    #[arg(long, default_value_t = 2048)]
+    ctx_len: usize,
+    /// Worker threads, 1 to 1024 (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
     /// Force an instruction set (scalar, avx2).
     #[arg(long)]
     isa: Option<String>,
@@ -110,7 +113,7 @@ fn main() -> Result<()> {
         &EngineOptions {
             threads: args.threads,
             isa,
-            ctx_len: 0,
+            ctx_len: args.ctx_len,
             down_t,
         },
     )
@@ -134,11 +137,12 @@ fn main() -> Result<()> {
         chat: args.chat,
         system: args.system.clone(),
     };
-    if !args.chat {
-        print!("{}", args.prompt);
-    }
+    // Prefill first: a prompt that does not fit is reported, not echoed.
     let mut generation = engine.generate(&args.prompt, &params)?;
     let mut out = std::io::stdout().lock();
+    if !args.chat {
+        write!(out, "{}", args.prompt)?;
+    }
     for token in generation.by_ref() {
         write!(out, "{}", token?.text)?;
         out.flush()?;

@@ -49,9 +49,9 @@ struct Args {
     /// PNG of sorted frequency and mass on log-log axes for a few layers.
     #[arg(long, default_value = "results/stats.png")]
     plot: PathBuf,
-    /// Worker threads (0 = one per core).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    /// Worker threads, 1 to 1024 (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 fn main() -> Result<()> {

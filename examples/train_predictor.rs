@@ -86,9 +86,9 @@ struct Args {
     /// Output file (default: models/<model stem>.predictor).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Worker threads (0 = one per core).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    /// Worker threads, 1 to 1024 (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 fn main() -> Result<()> {

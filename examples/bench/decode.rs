@@ -155,7 +155,7 @@ pub fn run(args: &Args) -> Result<()> {
                 model,
                 kernels.clone(),
                 prompt.len() + args.decode_tokens + 1,
-            );
+            )?;
             if split {
                 s.set_hybrid(hybrid.clone())?;
             }

@@ -70,7 +70,7 @@ fn decode(
         model,
         kernels.clone(),
         args.prompt_tokens + args.decode_tokens + 1,
-    );
+    )?;
     s.set_hybrid(hybrid)?;
     let prompt: Vec<u32> = (0..args.prompt_tokens).map(ids).collect();
     s.forward(&prompt, policy)?;

@@ -45,12 +45,11 @@ pub fn evaluation_tokens(tokenizer: &Tokenizer, text: Option<&Path>) -> Result<V
     Ok(corpus::split(&text_tokens(tokenizer, text)?).1.to_vec())
 }
 
-/// Kernels on `threads` workers (0 = one per core).
-pub fn kernels(threads: usize) -> Result<Kernels> {
-    Ok(if threads > 0 {
-        Kernels::new().with_threads(threads)?
-    } else {
-        Kernels::new()
+/// Kernels on `threads` workers (`None` = one per core); a count out of range is an error.
+pub fn kernels(threads: Option<usize>) -> Result<Kernels> {
+    Ok(match threads {
+        Some(t) => Kernels::new().with_threads(t)?,
+        None => Kernels::new(),
     })
 }
 

@@ -144,7 +144,7 @@ fn complete(
     max_new: usize,
 ) -> Result<String> {
     let ids = tokenizer.encode(prompt, false)?;
-    let mut session = Session::new(model, kernels.clone(), ids.len() + max_new);
+    let mut session = Session::new(model, kernels.clone(), ids.len() + max_new)?;
     session.set_input_sparsity(sparsity.input.clone());
     let mut logits = session.forward(&ids, &sparsity.ffn)?;
     let mut out = Vec::new();

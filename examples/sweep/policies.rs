@@ -196,7 +196,7 @@ impl Calibration {
                 }
             };
             let longest = chunks.iter().map(|c| c.len()).max().unwrap_or(1);
-            let mut session = Session::new(model, kernels.clone(), longest);
+            let mut session = Session::new(model, kernels.clone(), longest)?;
             for c in chunks {
                 session.reset();
                 session.observe(c, &FfnPolicy::Dense, &mut observe)?;

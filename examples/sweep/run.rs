@@ -84,9 +84,9 @@ pub struct Args {
     /// Most tokens generated per pass@1 completion.
     #[arg(long, default_value_t = 256)]
     pub max_new_tokens: usize,
-    /// Worker threads (0 = one per core).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
+    /// Worker threads, 1 to 1024 (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Only redraw the plots of an earlier run from its DIR/sweep.csv (no model run).
     #[arg(long, value_name = "DIR")]
     pub plot_only: Option<PathBuf>,
@@ -428,20 +428,13 @@ fn header(
         sets.get(1).map_or(0.0, |s| s.dense_greedy),
         calibrated.as_secs_f64(),
         total.as_secs_f64(),
-        rayon_threads(args.threads),
+        args.threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
     );
     if let Some(r) = runner {
         s.push_str(&format!("- pass@1: {}\n", r.describe()));
     }
     s
-}
-
-fn rayon_threads(threads: usize) -> usize {
-    if threads > 0 {
-        threads
-    } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    }
 }
 
 /// `YYYYMMDD-HHMMSS` in UTC, for the default output folder.

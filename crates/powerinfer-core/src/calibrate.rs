@@ -122,10 +122,23 @@ fn gate_magnitudes(
         ));
     }
     let cfg = model.config();
-    let mut mags: Vec<Vec<f32>> = vec![Vec::with_capacity(total * cfg.n_ff); cfg.n_layers];
+    // Every layer keeps `total × n_ff` magnitudes: reserve them checked, up front.
+    let per_layer = total.checked_mul(cfg.n_ff);
+    let bytes = per_layer.and_then(|n| n.checked_mul(cfg.n_layers * size_of::<f32>()));
+    let mut mags: Vec<Vec<f32>> = Vec::with_capacity(cfg.n_layers);
+    for _ in 0..cfg.n_layers {
+        let mut layer = Vec::new();
+        if bytes.is_none() || layer.try_reserve_exact(per_layer.unwrap_or(0)).is_err() {
+            return Err(ModelError::Alloc {
+                what: format!("calibration magnitudes of {total} tokens (calibrate on fewer)"),
+                bytes,
+            });
+        }
+        mags.push(layer);
+    }
     let mut gate_out = vec![0f32; cfg.n_ff];
     let mut err = None;
-    let mut session = Session::new(model, kernels.clone(), longest);
+    let mut session = Session::new(model, kernels.clone(), longest)?;
     let mut observe = |o: &FfnObservation| {
         let (layer, x) = (o.layer, o.input);
         if err.is_some() {

@@ -35,20 +35,47 @@ pub enum EngineError {
     /// An empty prompt (nothing to condition on).
     #[error("the prompt is empty")]
     EmptyPrompt,
+    /// A context length of zero positions.
+    #[error("a context of 0 positions holds no prompt")]
+    ZeroContext,
+    /// A tokenizer whose vocabulary differs from the model's embedding rows.
+    #[error("{file}: the tokenizer has {tokenizer} tokens, the model's vocabulary {model}")]
+    VocabMismatch {
+        /// The model file.
+        file: String,
+        /// Tokens in `tokenizer.ggml.tokens`.
+        tokenizer: usize,
+        /// Rows of the token embedding (and the output).
+        model: usize,
+    },
 }
 
 /// How to run a model.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct EngineOptions {
-    /// Worker threads (0 = one per core).
-    pub threads: usize,
-    /// Force an instruction set (None = the best this CPU has).
+    /// Worker threads (`None` = one per core; see [`Kernels::with_threads`] for the
+    /// accepted range).
+    pub threads: Option<usize>,
+    /// Force an instruction set (`None` = the best this CPU has).
     pub isa: Option<Isa>,
-    /// Context length (0 = 2048, capped at the model's).
+    /// Context length in positions, capped at the model's. Each session allocates its
+    /// KV cache for this many positions ([`Session::kv_cache_bytes`] says how much),
+    /// so keep it to what prompts and answers need. Default 2048.
     pub ctx_len: usize,
     /// Weight type of the sparse path's transposed down projection (see
     /// [`LoadOptions::down_t`]; `None` = Q8_0 for quantized models).
     pub down_t: Option<WType>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            threads: None,
+            isa: None,
+            ctx_len: 2048,
+            down_t: None,
+        }
+    }
 }
 
 /// What to generate.
@@ -79,6 +106,10 @@ impl Default for GenerateParams {
 }
 
 /// A loaded model with its tokenizer and kernels: the thing an application holds.
+///
+/// An `Engine` is `Send + Sync`: share one (in an `Arc`) across threads and start a
+/// [`Generation`] per request; they read the same mapped weights and share one
+/// thread pool, so concurrent generations split the cores rather than multiply them.
 pub struct Engine {
     model: Model,
     tokenizer: Tokenizer,
@@ -98,19 +129,28 @@ impl Engine {
             },
         )?;
         let tokenizer = Tokenizer::from_gguf(model.gguf())?;
+        // A vocabulary larger than the embedding would let sampling pick ids the model
+        // cannot embed; a smaller one (padded embeddings) lets it pick ids the tokenizer
+        // cannot print. Either is a wrong file pairing, caught here, not mid-answer.
+        let vocab = model.config().vocab;
+        if tokenizer.vocab_size() != vocab {
+            return Err(EngineError::VocabMismatch {
+                file: model.gguf().name().to_string(),
+                tokenizer: tokenizer.vocab_size(),
+                model: vocab,
+            });
+        }
         let mut kernels = Kernels::new();
         if let Some(isa) = opts.isa {
             kernels = kernels.with_isa(isa)?;
         }
-        if opts.threads > 0 {
-            kernels = kernels.with_threads(opts.threads)?;
+        if let Some(threads) = opts.threads {
+            kernels = kernels.with_threads(threads)?;
         }
-        let ctx_len = if opts.ctx_len == 0 {
-            2048
-        } else {
-            opts.ctx_len
+        if opts.ctx_len == 0 {
+            return Err(EngineError::ZeroContext);
         }
-        .min(model.config().ctx_len);
+        let ctx_len = opts.ctx_len.min(model.config().ctx_len);
         // End of turn and end of text both end a generation.
         let mut stop_ids: Vec<u32> = ["<|im_end|>", "<|endoftext|>", "<|eot_id|>"]
             .iter()
@@ -163,26 +203,33 @@ impl Engine {
         &self.kernels
     }
 
-    /// A fresh session (KV cache) on this engine's model and kernels.
-    pub fn session(&self) -> Session<'_> {
-        let mut s = Session::new(&self.model, self.kernels.clone(), self.ctx_len);
-        // Cannot fail: the split was loaded for this very model.
-        let _ = s.set_hybrid(self.hybrid.clone());
-        s
+    /// Context length of each session, in positions.
+    pub fn ctx_len(&self) -> usize {
+        self.ctx_len
     }
 
-    /// The token ids a prompt becomes (chat template applied if asked).
+    /// A fresh session (KV cache) on this engine's model and kernels; a typed error
+    /// when its KV cache cannot be allocated.
+    pub fn session(&self) -> Result<Session<'_>, EngineError> {
+        let mut s = Session::new(&self.model, self.kernels.clone(), self.ctx_len)?;
+        s.set_hybrid(self.hybrid.clone())?;
+        Ok(s)
+    }
+
+    /// The token ids a prompt becomes: with `params.chat`, the model's chat template
+    /// around it ([`Tokenizer::chat_tokens`]); otherwise the prompt alone. Either way
+    /// the prompt is text: a special token spelled in it is not parsed.
     pub fn prompt_tokens(
         &self,
         prompt: &str,
         params: &GenerateParams,
     ) -> Result<Vec<u32>, EngineError> {
-        let text = if params.chat {
-            self.tokenizer.chat_prompt(params.system.as_deref(), prompt)
+        Ok(if params.chat {
+            self.tokenizer
+                .chat_tokens(params.system.as_deref(), prompt)?
         } else {
-            prompt.to_string()
-        };
-        Ok(self.tokenizer.encode(&text, self.tokenizer.adds_bos())?)
+            self.tokenizer.encode(prompt, self.tokenizer.adds_bos())?
+        })
     }
 
     /// Prefills the prompt and returns a streaming iterator over generated tokens.
@@ -192,44 +239,61 @@ impl Engine {
         params: &GenerateParams,
     ) -> Result<Generation<'_>, EngineError> {
         let tokens = self.prompt_tokens(prompt, params)?;
+        self.generate_tokens(tokens, params)
+    }
+
+    /// Prefills `tokens` (a prompt already tokenized, e.g. a template built from ids)
+    /// and returns a streaming iterator over generated tokens.
+    pub fn generate_tokens(
+        &self,
+        tokens: Vec<u32>,
+        params: &GenerateParams,
+    ) -> Result<Generation<'_>, EngineError> {
         if tokens.is_empty() {
             return Err(EngineError::EmptyPrompt);
         }
-        let mut session = self.session();
-        if tokens.len() >= session.ctx_len() {
+        if tokens.len() > self.ctx_len {
             return Err(EngineError::PromptTooLong {
                 prompt: tokens.len(),
-                ctx_len: session.ctx_len(),
+                ctx_len: self.ctx_len,
             });
         }
+        let mut session = self.session()?;
         let start = Instant::now();
         let logits = session.forward(&tokens, &params.policy)?;
         let prefill = start.elapsed();
         session.reset_stats();
+        let mut sampler = Sampler::new(params.sampler.clone());
+        let first = (params.max_tokens > 0)
+            .then(|| sampler.sample(&logits, &tokens))
+            .filter(|id| !self.stop_ids.contains(id));
         Ok(Generation {
             engine: self,
             session,
-            sampler: Sampler::new(params.sampler.clone()),
-            decoder: TokenDecoder::new(),
+            sampler,
+            // The answer continues the prompt: its first word keeps its space.
+            decoder: TokenDecoder::continuing(),
             policy: params.policy.clone(),
             remaining: params.max_tokens,
-            logits,
-            history: tokens.clone(),
+            next: first,
             stats: GenerationStats {
                 prompt_tokens: tokens.len(),
                 generated: 0,
+                decode_steps: 0,
                 prefill,
                 decode: Duration::ZERO,
                 ffn_density: Vec::new(),
                 hybrid: HybridStats::default(),
             },
-            done: false,
+            history: tokens,
         })
     }
 }
 
 /// One generated token and the text it completes (may be empty while a multi-byte
-/// character is still incomplete).
+/// character is still incomplete). The texts of a generation's tokens add up to the
+/// decode of its ids after the prompt; the last token's text ends with any bytes still
+/// held back, as U+FFFD.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Token {
     /// Token id.
@@ -243,8 +307,11 @@ pub struct Token {
 pub struct GenerationStats {
     /// Tokens in the prompt.
     pub prompt_tokens: usize,
-    /// Decode steps run (forward passes of one token), which the decode rate counts.
+    /// Tokens generated (yielded by the iterator).
     pub generated: usize,
+    /// Decode steps run (forward passes of one token), which the decode rate counts:
+    /// one fewer than `generated` when the last token was not fed back.
+    pub decode_steps: usize,
     /// Time spent on the prompt.
     pub prefill: Duration,
     /// Time spent on decode steps.
@@ -263,7 +330,7 @@ impl GenerationStats {
 
     /// Decode steps per second.
     pub fn decode_tok_s(&self) -> f64 {
-        self.generated as f64 / self.decode.as_secs_f64().max(1e-9)
+        self.decode_steps as f64 / self.decode.as_secs_f64().max(1e-9)
     }
 }
 
@@ -275,10 +342,10 @@ pub struct Generation<'e> {
     decoder: TokenDecoder,
     policy: FfnPolicy,
     remaining: usize,
-    logits: Vec<f32>,
+    /// The token sampled but not yet yielded (`None` once the generation is over).
+    next: Option<u32>,
     history: Vec<u32>,
     stats: GenerationStats,
-    done: bool,
 }
 
 impl Generation<'_> {
@@ -290,27 +357,29 @@ impl Generation<'_> {
         s
     }
 
+    /// Yields the sampled token, feeds it back and samples the one after: knowing
+    /// whether a token is the last lets its text carry the decoder's held-back bytes.
     fn step(&mut self) -> Result<Option<Token>, EngineError> {
-        if self.done || self.remaining == 0 {
+        let Some(id) = self.next.take() else {
             return Ok(None);
-        }
-        let id = self.sampler.sample(&self.logits, &self.history);
-        if self.engine.stop_ids.contains(&id) {
-            self.done = true;
-            return Ok(None);
-        }
+        };
         self.remaining -= 1;
         self.history.push(id);
-        let text = self.decoder.push(&self.engine.tokenizer, id)?;
-        if self.remaining > 0 {
-            if self.session.pos() + 1 >= self.session.ctx_len() {
-                self.done = true;
-            } else {
-                let start = Instant::now();
-                self.logits = self.session.forward(&[id], &self.policy)?;
-                self.stats.decode += start.elapsed();
-                self.stats.generated += 1;
-            }
+        self.stats.generated += 1;
+        let tokenizer = &self.engine.tokenizer;
+        let mut text = self.decoder.push(tokenizer, id)?;
+        // The last position of the context is usable: a token fed there still yields
+        // logits for one more.
+        if self.remaining > 0 && self.session.pos() < self.session.ctx_len() {
+            let start = Instant::now();
+            let logits = self.session.forward(&[id], &self.policy)?;
+            self.stats.decode += start.elapsed();
+            self.stats.decode_steps += 1;
+            let next = self.sampler.sample(&logits, &self.history);
+            self.next = (!self.engine.stop_ids.contains(&next)).then_some(next);
+        }
+        if self.next.is_none() {
+            text.push_str(&std::mem::take(&mut self.decoder).finish());
         }
         Ok(Some(Token { id, text }))
     }
@@ -324,7 +393,7 @@ impl Iterator for Generation<'_> {
             Ok(Some(t)) => Some(Ok(t)),
             Ok(None) => None,
             Err(e) => {
-                self.done = true;
+                self.next = None;
                 Some(Err(e))
             }
         }

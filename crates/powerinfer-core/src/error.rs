@@ -67,6 +67,27 @@ pub enum ModelError {
         /// Vocabulary size.
         vocab: usize,
     },
+    /// A buffer that cannot be allocated: its size overflows, or memory is short.
+    /// Sizes derived from inputs (a context length, a calibration corpus) are checked
+    /// and reserved fallibly, so this is an error, not an abort.
+    #[error(
+        "{what} needs {} and cannot be allocated",
+        bytes.map_or("more than usize::MAX bytes".to_string(), |b| format!("{:.2} GB", b as f64 / 1e9))
+    )]
+    Alloc {
+        /// What it is for, with the size that was asked (e.g. "a KV cache of 131072 positions").
+        what: String,
+        /// Bytes it needs (`None`: more than `usize::MAX`).
+        bytes: Option<usize>,
+    },
+    /// A position past the model's learned position embeddings.
+    #[error("position {pos} is past the model's {max} learned positions")]
+    BadPosition {
+        /// The position.
+        pos: usize,
+        /// Rows of the position embedding.
+        max: usize,
+    },
     /// The KV cache is full.
     #[error("context full: {needed} positions needed, the context holds {ctx_len}")]
     ContextFull {

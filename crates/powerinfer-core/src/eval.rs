@@ -201,7 +201,7 @@ pub fn greedy_continuations(
     n_new: usize,
 ) -> Result<Vec<(Vec<u32>, usize)>, ModelError> {
     let longest = prompts.iter().map(|p| p.len()).max().unwrap_or(0);
-    let mut session = Session::new(model, kernels.clone(), longest + n_new);
+    let mut session = Session::new(model, kernels.clone(), longest + n_new)?;
     let mut out = Vec::with_capacity(prompts.len());
     for &prompt in prompts {
         if prompt.is_empty() {
@@ -235,7 +235,7 @@ pub fn greedy_agreement(
     sparsity: &Sparsity,
 ) -> Result<f64, ModelError> {
     let longest = items.iter().map(|(t, _)| t.len()).max().unwrap_or(0);
-    let mut session = Session::new(model, kernels.clone(), longest.max(1));
+    let mut session = Session::new(model, kernels.clone(), longest.max(1))?;
     session.set_input_sparsity(sparsity.input.clone());
     let mut total = 0usize;
     for (seq, first) in items {
@@ -275,7 +275,7 @@ fn for_each_scored(
     mut visit: impl FnMut(&[f32], u32),
 ) -> Result<FfnStats, ModelError> {
     let longest = items.iter().map(|(t, _)| t.len()).max().unwrap_or(0);
-    let mut session = Session::new(model, kernels.clone(), longest.max(1));
+    let mut session = Session::new(model, kernels.clone(), longest.max(1))?;
     session.set_input_sparsity(sparsity.input.clone());
     let vocab = model.config().vocab;
     let mut scored = 0usize;
@@ -338,7 +338,7 @@ pub fn observe_dense(
     progress: &mut dyn FnMut(usize),
 ) -> Result<(), ModelError> {
     let chunk = chunk.max(1);
-    let mut session = Session::new(model, kernels.clone(), chunk);
+    let mut session = Session::new(model, kernels.clone(), chunk)?;
     let mut done = 0;
     for c in tokens.chunks(chunk) {
         session.reset();

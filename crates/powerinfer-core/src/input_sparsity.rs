@@ -192,7 +192,7 @@ impl InputProfile {
             InputRank::Weighted => Some(Arc::new(column_norms(model)?)),
         };
         let n_layers = model.config().n_layers;
-        let mut session = Session::new(model, kernels.clone(), longest);
+        let mut session = Session::new(model, kernels.clone(), longest)?;
         session.set_input_mode(Some(InputMode::Record {
             samples: (0..n_layers).map(|_| Default::default()).collect(),
             norms: norms.clone(),

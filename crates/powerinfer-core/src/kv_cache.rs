@@ -1,29 +1,62 @@
 //! Keys and values of past positions, per layer.
 
-/// A fixed-capacity KV cache: `[layer][position][kv_dim]` for keys and for values.
+use crate::ModelError;
+
+/// A fixed-capacity KV cache: per layer, `[position][kv_dim]` keys and values.
 ///
-/// Why preallocated: decode appends one position per token; a flat buffer sized for
-/// the context makes that a copy, and attention reads contiguous rows.
+/// Why reserved up front but filled as it goes: decode appends one position per token,
+/// and with the whole context's capacity reserved at creation an append never
+/// reallocates (nor moves the rows attention reads), while memory is only touched for
+/// positions actually used. The reservation is checked and fallible, so a context too
+/// large for the machine is an error when the session is made, not an abort later.
 #[derive(Clone, Debug)]
 pub struct KvCache {
     kv_dim: usize,
     ctx_len: usize,
     len: usize,
-    k: Vec<f32>,
-    v: Vec<f32>,
+    /// Per layer: keys of the positions stored so far (`≥ len` rows after a truncate).
+    k: Vec<Vec<f32>>,
+    /// Per layer: values, as `k`.
+    v: Vec<Vec<f32>>,
 }
 
 impl KvCache {
-    /// An empty cache for `layers` layers of `ctx_len` positions of width `kv_dim`.
-    pub fn new(layers: usize, ctx_len: usize, kv_dim: usize) -> KvCache {
-        let n = layers * ctx_len * kv_dim;
-        KvCache {
+    /// Bytes of a cache for `layers` layers of `ctx_len` positions of width `kv_dim`
+    /// (keys and values, f32), or `None` if that does not fit `usize`.
+    pub fn bytes_for(layers: usize, ctx_len: usize, kv_dim: usize) -> Option<usize> {
+        layers
+            .checked_mul(ctx_len)?
+            .checked_mul(kv_dim)?
+            .checked_mul(2 * size_of::<f32>())
+    }
+
+    /// An empty cache for `layers` layers of `ctx_len` positions of width `kv_dim`;
+    /// [`ModelError::Alloc`] when its size overflows or cannot be reserved (an 8B model
+    /// at its full 131k context asks for 34 GB), instead of an abort.
+    pub fn new(layers: usize, ctx_len: usize, kv_dim: usize) -> Result<KvCache, ModelError> {
+        let bytes = KvCache::bytes_for(layers, ctx_len, kv_dim);
+        let refused = || ModelError::Alloc {
+            what: format!("a KV cache of {ctx_len} positions (ask for a shorter context)"),
+            bytes,
+        };
+        let per_layer = bytes.ok_or_else(refused).map(|_| ctx_len * kv_dim)?;
+        let reserve = || -> Result<Vec<Vec<f32>>, ModelError> {
+            let mut all = Vec::new();
+            all.try_reserve_exact(layers).map_err(|_| refused())?;
+            for _ in 0..layers {
+                let mut layer = Vec::new();
+                layer.try_reserve_exact(per_layer).map_err(|_| refused())?;
+                all.push(layer);
+            }
+            Ok(all)
+        };
+        Ok(KvCache {
             kv_dim,
             ctx_len,
             len: 0,
-            k: vec![0.0; n],
-            v: vec![0.0; n],
-        }
+            k: reserve()?,
+            v: reserve()?,
+        })
     }
 
     /// Positions filled.
@@ -55,21 +88,20 @@ impl KvCache {
         self.len = len;
     }
 
-    fn at(&self, layer: usize, pos: usize) -> usize {
-        (layer * self.ctx_len + pos) * self.kv_dim
-    }
-
-    /// Stores the key and value of `pos` in `layer`.
+    /// Stores the key and value of `pos` in `layer`. Positions are stored in order from
+    /// [`KvCache::len`] on (the session checks `pos < ctx_len`), so the row either
+    /// overwrites one kept after a truncate or appends within the reserved capacity.
     pub(crate) fn store(&mut self, layer: usize, pos: usize, k: &[f32], v: &[f32]) {
-        let a = self.at(layer, pos);
-        self.k[a..a + self.kv_dim].copy_from_slice(k);
-        self.v[a..a + self.kv_dim].copy_from_slice(v);
+        let a = pos * self.kv_dim;
+        for (rows, new) in [(&mut self.k[layer], k), (&mut self.v[layer], v)] {
+            rows.truncate(a);
+            rows.extend_from_slice(new);
+        }
     }
 
     /// Keys and values of positions `0..len` of `layer`, row-major.
     pub(crate) fn layer(&self, layer: usize, len: usize) -> (&[f32], &[f32]) {
-        let a = self.at(layer, 0);
         let n = len * self.kv_dim;
-        (&self.k[a..a + n], &self.v[a..a + n])
+        (&self.k[layer][..n], &self.v[layer][..n])
     }
 }

@@ -296,13 +296,11 @@ impl Model {
         t: &TensorInfo,
         row: usize,
         out: &mut [f32],
+        out_of_range: impl FnOnce(usize) -> ModelError,
     ) -> Result<(), ModelError> {
         let m = self.matrix(t)?;
         if row >= m.rows() {
-            return Err(ModelError::BadToken {
-                id: u32::try_from(row).unwrap_or(u32::MAX),
-                vocab: m.rows(),
-            });
+            return Err(out_of_range(m.rows()));
         }
         dequantize_row(t.wtype, m.row(row), out).ctx(|| t.name.clone())
     }

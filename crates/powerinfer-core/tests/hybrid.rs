@@ -40,7 +40,7 @@ fn logits(
     policy: &FfnPolicy,
     batched: bool,
 ) -> Vec<f32> {
-    let mut s = Session::new(model, Kernels::new(), 16);
+    let mut s = Session::new(model, Kernels::new(), 16).unwrap();
     s.set_hybrid(hybrid).unwrap();
     if batched {
         s.forward_all(&TOKENS, policy).unwrap()
@@ -272,7 +272,7 @@ fn the_split_runs_on_both_sides_and_reports_it() {
     let hybrid = Arc::new(Hybrid::load(&model, p, "half", Arc::clone(&backend), &opts).unwrap());
     // Exactly the planned bytes were uploaded.
     assert_eq!(backend.bytes_held(), planned);
-    let mut s = Session::new(&model, Kernels::new(), 16);
+    let mut s = Session::new(&model, Kernels::new(), 16).unwrap();
     s.set_hybrid(Some(hybrid)).unwrap();
     s.forward(&TOKENS, &FfnPolicy::Oracle { threshold: 0.0 })
         .unwrap();
@@ -362,7 +362,7 @@ fn hybrid_sessions_refuse_observers_and_input_sparsity() {
     let opts = HybridOptions::default();
     let p = plan(&model, u64::MAX / 4, &opts);
     let hybrid = Arc::new(Hybrid::load(&model, p, "all", sim(u64::MAX / 4), &opts).unwrap());
-    let mut s = Session::new(&model, Kernels::new(), 16);
+    let mut s = Session::new(&model, Kernels::new(), 16).unwrap();
     s.set_hybrid(Some(hybrid)).unwrap();
     let err = s
         .observe(&TOKENS, &FfnPolicy::Dense, &mut |_| {})

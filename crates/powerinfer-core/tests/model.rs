@@ -149,7 +149,7 @@ fn bad_config_values_are_typed_errors() {
 #[test]
 fn session_limits_are_errors_not_panics() {
     let model = Model::open(data("ref_llama_f32.gguf")).unwrap();
-    let mut s = Session::new(&model, Kernels::new(), 8);
+    let mut s = Session::new(&model, Kernels::new(), 8).unwrap();
     assert!(matches!(
         s.forward(&[1, 96], &FfnPolicy::Dense),
         Err(ModelError::BadToken { id: 96, vocab: 96 })
@@ -175,7 +175,7 @@ fn session_limits_are_errors_not_panics() {
 #[test]
 fn policies_are_validated_against_the_model() {
     let model = Model::open(data("ref_relu_llama.gguf")).unwrap();
-    let mut s = Session::new(&model, Kernels::new(), 8);
+    let mut s = Session::new(&model, Kernels::new(), 8).unwrap();
     let bad = [
         FfnPolicy::Threshold {
             per_layer: vec![0.1],
@@ -205,7 +205,7 @@ fn static_hot_with_every_neuron_equals_the_oracle_and_subsets_compute_less() {
     let half: Vec<u32> = (0..160).filter(|i| i % 2 == 0).collect();
     let toks = [1u32, 17, 42, 5, 88];
     let run = |p: &FfnPolicy| {
-        let mut s = Session::new(&model, Kernels::new(), 8);
+        let mut s = Session::new(&model, Kernels::new(), 8).unwrap();
         let l: Vec<f32> = toks
             .iter()
             .flat_map(|&t| s.forward(&[t], p).unwrap())

@@ -23,7 +23,7 @@ use powerinfer_predictor::{
 /// Logits of every position of `tokens` under `policy`: batched prefill, or one token
 /// at a time (decode); and the FFN density reached.
 fn logits_of(model: &Model, tokens: &[u32], policy: &FfnPolicy, batched: bool) -> (Vec<f32>, f64) {
-    let mut s = Session::new(model, Kernels::new(), 16);
+    let mut s = Session::new(model, Kernels::new(), 16).unwrap();
     let logits = if batched {
         s.forward_all(tokens, policy).unwrap()
     } else {
@@ -80,7 +80,7 @@ fn powerinfer_predictor_tensors_are_read_and_evaluated_as_powerinfer_does() {
         set: Arc::new(set),
         gate_check: Some(vec![0.0; 2]),
     };
-    let mut s = Session::new(&model, Kernels::new(), 16);
+    let mut s = Session::new(&model, Kernels::new(), 16).unwrap();
     s.forward(&[1, 2, 3, 4, 5], &policy).unwrap();
     let d = s.stats().density();
     assert!(d > 0.0 && d < 1.0, "density {d}");
@@ -209,7 +209,7 @@ fn a_predictor_trained_on_the_real_model_runs_decodes_and_refuses_other_models()
 
     let prompt = tok.encode("The capital of France is", false).unwrap();
     let greedy = |policy: &FfnPolicy, n: usize| -> (Vec<u32>, f64) {
-        let mut s = Session::new(&model, k.clone(), 64);
+        let mut s = Session::new(&model, k.clone(), 64).unwrap();
         let mut logits = s.forward(&prompt, policy).unwrap();
         s.reset_stats();
         let mut out = Vec::new();
@@ -236,6 +236,7 @@ fn a_predictor_trained_on_the_real_model_runs_decodes_and_refuses_other_models()
     };
     let logits = |p: &FfnPolicy| {
         Session::new(&model, k.clone(), 64)
+            .unwrap()
             .forward_all(&prompt, p)
             .unwrap()
     };
@@ -273,6 +274,7 @@ fn a_predictor_trained_on_the_real_model_runs_decodes_and_refuses_other_models()
         gate_check: None,
     };
     let err = Session::new(&model, k.clone(), 64)
+        .unwrap()
         .forward(&prompt, &policy)
         .unwrap_err();
     assert!(

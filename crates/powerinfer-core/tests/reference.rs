@@ -88,14 +88,14 @@ fn tiny_models_match_the_reference_in_prefill_and_decode() {
         for threads in [1, 2] {
             let k = Kernels::new().with_threads(threads).unwrap();
             // Prefill: all tokens in one batched pass.
-            let mut s = Session::new(&model, k.clone(), 32);
+            let mut s = Session::new(&model, k.clone(), 32).unwrap();
             let got = s.forward_all(&toks, &FfnPolicy::Dense).unwrap();
             let err = rel_err(&got, &want);
             println!("{name} t{threads} prefill: max rel err {err:.2e}");
             // The batched path works in f32 on decoded weights for every type.
             assert!(err < 2e-4, "{name} prefill: rel err {err}");
             // Decode: one token at a time through the KV cache.
-            let mut s = Session::new(&model, k, 32);
+            let mut s = Session::new(&model, k, 32).unwrap();
             for (p, &t) in toks.iter().enumerate() {
                 let got = s.forward(&[t], &FfnPolicy::Dense).unwrap();
                 let err = rel_err(&got, &want[p * vocab..(p + 1) * vocab]);
@@ -112,7 +112,7 @@ fn oracle_at_zero_equals_dense_and_reports_the_reference_density() {
         let model = Model::open(data(e["file"].as_str().unwrap())).unwrap();
         let toks = tokens(e);
         let run = |policy: &FfnPolicy, batched: bool| {
-            let mut s = Session::new(&model, Kernels::new(), 32);
+            let mut s = Session::new(&model, Kernels::new(), 32).unwrap();
             let logits = if batched {
                 s.forward_all(&toks, policy).unwrap()
             } else {
@@ -156,7 +156,7 @@ fn smollm2_matches_the_reference_and_knows_paris() {
         let name = e["name"].as_str().unwrap();
         let toks = tokens(e);
         let want = read_f32(e["logits_file"].as_str().unwrap());
-        let mut s = Session::new(&model, Kernels::new(), 64);
+        let mut s = Session::new(&model, Kernels::new(), 64).unwrap();
         let got = s.forward(&toks, &FfnPolicy::Dense).unwrap();
         let err = rel_err(&got, &want);
         let l2 = rel_l2(&got, &want);
@@ -188,7 +188,7 @@ fn smollm2_matches_the_reference_and_knows_paris() {
     for e in index().iter().filter(|e| e["file"] == "default") {
         let toks = tokens(e);
         let want = read_f32(e["logits_file"].as_str().unwrap());
-        let mut s = Session::new(&model, Kernels::new(), 64);
+        let mut s = Session::new(&model, Kernels::new(), 64).unwrap();
         let mut got = vec![];
         for &t in &toks {
             got = s.forward(&[t], &FfnPolicy::Dense).unwrap();

@@ -16,7 +16,7 @@ fn calibrated_policies_hit_their_density_on_held_out_text() {
     let (calib, held_out) = (&ids[..256], &ids[1000..1040]);
     let k = Kernels::new();
     // The dense reference takes the same (decode) path: only the FFN policy differs.
-    let mut dense = Session::new(&model, k.clone(), 64);
+    let mut dense = Session::new(&model, k.clone(), 64).unwrap();
     let dense_logits: Vec<f32> = held_out
         .iter()
         .flat_map(|&t| dense.forward(&[t], &FfnPolicy::Dense).unwrap())
@@ -66,7 +66,7 @@ fn decode_vs_dense(
 ) -> (f64, f64) {
     let vocab = model.config().vocab;
     let argmax = |v: &[f32]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap();
-    let mut s = Session::new(model, k.clone(), 64);
+    let mut s = Session::new(model, k.clone(), 64).unwrap();
     let agree = tokens
         .iter()
         .zip(dense_logits.chunks_exact(vocab))

@@ -28,7 +28,7 @@ const N_FF: usize = 160;
 /// Logits of every position under `sparsity` (batched prefill, or one token at a
 /// time), and the session's statistics.
 fn run(m: &Model, sparsity: &Sparsity, batched: bool) -> (Vec<f32>, powerinfer_core::FfnStats) {
-    let mut s = Session::new(m, Kernels::new(), 16);
+    let mut s = Session::new(m, Kernels::new(), 16).unwrap();
     s.set_input_sparsity(sparsity.input.clone());
     let logits = if batched {
         s.forward_all(&TOKENS, &sparsity.ffn).unwrap()
@@ -146,7 +146,7 @@ fn hot_cold_keeps_the_hot_set_and_the_largest_cold_activations() {
         hot: vec![hot.clone(); 2],
         cold: ColdChoice::TopK { density: 0.4 },
     };
-    let mut s = Session::new(&m, Kernels::new(), 16);
+    let mut s = Session::new(&m, Kernels::new(), 16).unwrap();
     let mut dense_a: Vec<Vec<f32>> = Vec::new();
     s.observe(&TOKENS[..4], &FfnPolicy::Dense, &mut |o| {
         if o.layer == 0 {
@@ -205,7 +205,7 @@ fn input_sparsity_keeping_all_is_dense_and_cuts_reach_the_share_on_calibration()
         let d = stats.input_density().unwrap();
         assert!((0.35..0.65).contains(&d), "{rank:?}: {d}");
         // Input sparsity decides the FFN's sparsity: another FFN policy is refused.
-        let mut s = Session::new(&m, k.clone(), 16);
+        let mut s = Session::new(&m, k.clone(), 16).unwrap();
         s.set_input_sparsity(half.input.clone());
         let err = s
             .forward(&TOKENS, &FfnPolicy::TopK { density: 0.5 })

@@ -20,8 +20,8 @@ fn a_trace_computes_exactly_its_sampled_neurons() {
         trace: Arc::clone(&trace),
     };
     let tokens = [3u32, 1, 4, 1, 5, 9];
-    let mut traced = Session::new(&model, Kernels::new(), 16);
-    let mut fixed = Session::new(&model, Kernels::new(), 16);
+    let mut traced = Session::new(&model, Kernels::new(), 16).unwrap();
+    let mut fixed = Session::new(&model, Kernels::new(), 16).unwrap();
     let mut drawn = 0;
     for (pos, &t) in tokens.iter().enumerate() {
         let per_layer: Vec<Vec<u32>> = (0..layers)
@@ -44,7 +44,7 @@ fn a_trace_computes_exactly_its_sampled_neurons() {
     let computed: u64 = traced.stats().active.iter().sum();
     assert_eq!(computed, drawn as u64);
     // Batched prefill draws the same sets per position.
-    let mut batch = Session::new(&model, Kernels::new(), 16);
+    let mut batch = Session::new(&model, Kernels::new(), 16).unwrap();
     batch.forward_all(&tokens, &policy).unwrap();
     assert_eq!(batch.stats().active, traced.stats().active);
 }
@@ -58,6 +58,7 @@ fn a_trace_of_another_shape_is_refused() {
         trace: Arc::new(trace),
     };
     let err = Session::new(&model, Kernels::new(), 16)
+        .unwrap()
         .forward(&[1, 2], &policy)
         .unwrap_err();
     assert!(matches!(err, ModelError::Policy(_)), "{err}");

@@ -38,6 +38,10 @@ impl Default for Kernels {
     }
 }
 
+/// The most threads [`Kernels::with_threads`] accepts (more than any one machine has
+/// cores; beyond it thread creation fails or exhausts memory).
+pub const MAX_THREADS: usize = 1024;
+
 impl Kernels {
     /// The best ISA of this CPU, on rayon's global pool.
     pub fn new() -> Kernels {
@@ -54,8 +58,16 @@ impl Kernels {
     }
 
     /// Runs on a private pool of `threads` threads (deterministic results for a given
-    /// count; 0 means rayon's default).
+    /// count). `threads` must be in `1..=`[`MAX_THREADS`]: a count past what any machine
+    /// runs would make the OS refuse thread stacks (an abort inside rayon), so it is a
+    /// [`KernelError::Threads`] here instead.
     pub fn with_threads(mut self, threads: usize) -> Result<Kernels, KernelError> {
+        if !(1..=MAX_THREADS).contains(&threads) {
+            return Err(KernelError::Threads {
+                threads,
+                max: MAX_THREADS,
+            });
+        }
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()

@@ -64,6 +64,14 @@ pub enum KernelError {
     /// A forced ISA level that this CPU does not have.
     #[error("instruction set {0} is not available on this CPU")]
     IsaUnavailable(&'static str),
+    /// A thread count outside `1..=max`.
+    #[error("{threads} threads: the thread count must be between 1 and {max}")]
+    Threads {
+        /// The count asked for.
+        threads: usize,
+        /// [`crate::MAX_THREADS`].
+        max: usize,
+    },
     /// The rayon thread pool could not be built.
     #[error("could not build the thread pool: {0}")]
     ThreadPool(String),

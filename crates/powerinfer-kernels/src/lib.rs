@@ -35,7 +35,7 @@ mod wtype;
 
 pub use blocks::{QK, dequantize_row, quantize_matrix, quantize_row};
 pub use colq4::{COLQ4_BLOCK, ColQ4};
-pub use context::Kernels;
+pub use context::{Kernels, MAX_THREADS};
 pub use error::KernelError;
 pub use ffn::{Activation, BundledFfn, DownRows, FfnScratch, FfnWeights, Skip, transpose};
 pub use ffn_batch::FfnBatchScratch;

@@ -112,15 +112,20 @@ pub struct Session<'m> {
 
 impl<'m> Session<'m> {
     /// A session with a context of `ctx_len` positions (capped at the model's) on
-    /// `kernels`.
-    pub fn new(model: &'m Model, kernels: Kernels, ctx_len: usize) -> Session<'m> {
+    /// `kernels`. Its KV cache takes [`Session::kv_cache_bytes`]; when that cannot be
+    /// allocated the error is [`ModelError::Alloc`], not an abort.
+    pub fn new(
+        model: &'m Model,
+        kernels: Kernels,
+        ctx_len: usize,
+    ) -> Result<Session<'m>, ModelError> {
         let cfg = model.config();
         let ctx = ctx_len.clamp(1, cfg.ctx_len);
         let serial = kernels.single_threaded();
-        Session {
+        Ok(Session {
             model,
             kernels,
-            cache: KvCache::new(cfg.n_layers, ctx, cfg.kv_dim()),
+            cache: KvCache::new(cfg.n_layers, ctx, cfg.kv_dim())?,
             scratch: FfnBatchScratch::default(),
             stats: FfnStats {
                 active: vec![0; cfg.n_layers],
@@ -134,7 +139,14 @@ impl<'m> Session<'m> {
             predict: PredictScratch::default(),
             input: None,
             hybrid: None,
-        }
+        })
+    }
+
+    /// Bytes of the KV cache a session of `ctx_len` positions on `model` allocates
+    /// (`None`: more than `usize::MAX`), to check before asking for a long context.
+    pub fn kv_cache_bytes(model: &Model, ctx_len: usize) -> Option<usize> {
+        let cfg = model.config();
+        KvCache::bytes_for(cfg.n_layers, ctx_len.clamp(1, cfg.ctx_len), cfg.kv_dim())
     }
 
     /// Runs the FFN split (and the dense tensors) of `hybrid` on its accelerator from
@@ -336,15 +348,17 @@ impl<'m> Session<'m> {
         let mut x = vec![0f32; n * d];
         let mut tmp = vec![0f32; d];
         for (b, (&t, row)) in tokens.iter().zip(x.chunks_exact_mut(d)).enumerate() {
+            let bad_token = |vocab| ModelError::BadToken { id: t, vocab };
             if t as usize >= cfg.vocab {
-                return Err(ModelError::BadToken {
-                    id: t,
-                    vocab: cfg.vocab,
-                });
+                return Err(bad_token(cfg.vocab));
             }
-            model.embedding_row(&model.tok_embd, t as usize, row)?;
+            model.embedding_row(&model.tok_embd, t as usize, row, bad_token)?;
             if let Some(pe) = &model.pos_embd {
-                model.embedding_row(pe, pos0 + b, &mut tmp)?;
+                let pos = pos0 + b;
+                model.embedding_row(pe, pos, &mut tmp, |max| ModelError::BadPosition {
+                    pos,
+                    max,
+                })?;
                 row.iter_mut().zip(&tmp).for_each(|(a, p)| *a += p);
             }
         }

@@ -10,8 +10,11 @@
 //!   regex; `gpt-2`: GPT-2's regex).
 //! - `llama`: SentencePiece BPE with scores and `<0xXX>` byte fallback, as llama.cpp does.
 //!
-//! Special tokens (token type CONTROL or USER_DEFINED) written literally in the text, such
-//! as `<|im_start|>`, are recognised and encoded as one token each.
+//! Special tokens (token type CONTROL or USER_DEFINED, such as `<|im_start|>`) are never
+//! produced from text by [`Tokenizer::encode`]: text that spells one is encoded as
+//! ordinary text, so user input cannot forge a chat turn. Templates are built from token
+//! ids ([`Tokenizer::chat_tokens`]); [`Tokenizer::encode_with_special_tokens`] is the
+//! explicit opt-in for trusted text that writes special tokens literally.
 
 mod bpe;
 mod byte_level;
@@ -126,8 +129,13 @@ impl Tokenizer {
                         supported: PreKind::SUPPORTED,
                     })?;
                 let merges = file.get_str_array("tokenizer.ggml.merges")?;
+                let special = |id: u32| {
+                    token_types
+                        .get(id as usize)
+                        .is_some_and(|&t| matches!(t, TOKEN_TYPE_CONTROL | TOKEN_TYPE_USER_DEFINED))
+                };
                 Model::Gpt2 {
-                    bpe: Bpe::new(name, &token_ids, &merges)?,
+                    bpe: Bpe::new(name, &token_ids, &merges, special)?,
                     pre: PreTokenizer::new(pre),
                 }
             }
@@ -140,8 +148,12 @@ impl Tokenizer {
                     .get_bool("tokenizer.ggml.add_space_prefix")
                     .optional()?
                     .unwrap_or(true);
+                let mergeable = token_types
+                    .iter()
+                    .map(|&t| t == TOKEN_TYPE_NORMAL)
+                    .collect();
                 Model::Spm {
-                    spm: Spm::new(scores, &token_ids, unk),
+                    spm: Spm::new(scores, mergeable, &token_ids, unk),
                     add_space_prefix,
                 }
             }
@@ -217,13 +229,27 @@ impl Tokenizer {
         self.tokens.get(id as usize).map(String::as_str)
     }
 
-    /// Encodes `text`, with BOS first when `add_bos` is set and the model has one.
-    /// Special tokens written in the text (e.g. `<|im_start|>`) become single tokens.
+    /// Encodes `text` as text, with BOS first when `add_bos` is set and the model has
+    /// one. Text that spells a special token (`<|im_start|>`, `<s>`) is encoded like any
+    /// other text, never as the special token: this is the call for untrusted input.
     pub fn encode(&self, text: &str, add_bos: bool) -> Result<Vec<u32>, TokenizerError> {
-        let mut out = Vec::with_capacity(text.len() / 3 + 2);
-        if add_bos && let Some(bos) = self.bos {
-            out.push(bos);
-        }
+        let mut out = self.start(text, add_bos);
+        self.encode_text(text, true, &mut out)?;
+        Ok(out)
+    }
+
+    /// Encodes trusted `text` in which special tokens are written literally: each
+    /// occurrence of a special token's text (longest match) becomes that one token.
+    ///
+    /// Why opt-in: a prompt template written as text needs this, but applied to user
+    /// input it lets the user forge system or assistant turns. Build templates from ids
+    /// ([`Tokenizer::chat_tokens`]) where you can.
+    pub fn encode_with_special_tokens(
+        &self,
+        text: &str,
+        add_bos: bool,
+    ) -> Result<Vec<u32>, TokenizerError> {
+        let mut out = self.start(text, add_bos);
         // SentencePiece's dummy prefix goes before text that starts the input or follows
         // a special token (llama.cpp's rule).
         let mut after_special = true;
@@ -240,6 +266,15 @@ impl Tokenizer {
             }
         }
         Ok(out)
+    }
+
+    /// The output buffer of an encode: BOS when asked for and defined.
+    fn start(&self, text: &str, add_bos: bool) -> Vec<u32> {
+        let mut out = Vec::with_capacity(text.len() / 3 + 2);
+        if add_bos && let Some(bos) = self.bos {
+            out.push(bos);
+        }
+        out
     }
 
     fn encode_text(
@@ -366,26 +401,39 @@ impl Tokenizer {
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
     }
 
-    /// A ChatML prompt for one user turn, ready for generation, when the vocabulary has
-    /// `<|im_start|>`:
-    /// `<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n`.
+    /// The tokens of a ChatML prompt for one user turn, ready for generation, when the
+    /// vocabulary has `<|im_start|>`:
+    /// `<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n`,
+    /// with BOS first if the model [adds one](Tokenizer::adds_bos).
     ///
-    /// Without `system`, the default system prompt of the model's chat template is used
-    /// if it has one (SmolLM2: "You are a helpful AI assistant named SmolLM, trained by
-    /// Hugging Face"), as the template does; otherwise the system turn is omitted.
-    /// Models without ChatML tokens get `user` unchanged.
-    pub fn chat_prompt(&self, system: Option<&str>, user: &str) -> String {
-        if self.token_id(IM_START).is_none() {
-            return user.to_string();
-        }
-        let mut p = String::new();
+    /// The turn markers are token ids; `system` and `user` are encoded as text
+    /// ([`Tokenizer::encode`]), so a `<|im_start|>` typed by the user stays text and
+    /// cannot open a turn. Without `system`, the default system prompt of the model's
+    /// chat template is used if it has one (SmolLM2: "You are a helpful AI assistant
+    /// named SmolLM, trained by Hugging Face"), as the template does; otherwise the
+    /// system turn is omitted. Models without ChatML tokens get `user` encoded alone.
+    pub fn chat_tokens(
+        &self,
+        system: Option<&str>,
+        user: &str,
+    ) -> Result<Vec<u32>, TokenizerError> {
+        let (Some(start), Some(end)) = (self.token_id(IM_START), self.token_id(IM_END)) else {
+            return self.encode(user, self.add_bos);
+        };
+        let mut out = self.start(user, self.add_bos);
+        let turn = |role: &str, content: &str, out: &mut Vec<u32>| {
+            out.push(start);
+            self.encode_text(&format!("{role}\n{content}"), true, out)?;
+            out.push(end);
+            self.encode_text("\n", true, out)
+        };
         if let Some(sys) = system.or(self.default_system.as_deref()) {
-            p.push_str(&format!("{IM_START}system\n{sys}{IM_END}\n"));
+            turn("system", sys, &mut out)?;
         }
-        p.push_str(&format!(
-            "{IM_START}user\n{user}{IM_END}\n{IM_START}assistant\n"
-        ));
-        p
+        turn("user", user, &mut out)?;
+        out.push(start);
+        self.encode_text("assistant\n", true, &mut out)?;
+        Ok(out)
     }
 }
 

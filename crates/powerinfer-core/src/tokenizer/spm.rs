@@ -17,6 +17,9 @@ pub(crate) const SPACE_MARK: char = '▁';
 #[derive(Debug)]
 pub(crate) struct Spm {
     scores: Vec<f32>,
+    /// Whether token `i` may come out of merging text: only ordinary pieces, so text
+    /// that spells `<s>` or `<0x41>` never becomes that control or byte token.
+    mergeable: Vec<bool>,
     byte_tokens: [Option<u32>; 256],
     unk: Option<u32>,
 }
@@ -59,17 +62,34 @@ struct Symbol {
 }
 
 impl Spm {
-    /// `scores[i]` is token `i`'s score; byte tokens are found by their `<0xXX>` text.
-    pub(crate) fn new(scores: Vec<f32>, token_ids: &HashMap<String, u32>, unk: Option<u32>) -> Spm {
+    /// `scores[i]` is token `i`'s score; byte tokens are found by their `<0xXX>` text;
+    /// `mergeable[i]` says whether token `i` is an ordinary piece.
+    pub(crate) fn new(
+        scores: Vec<f32>,
+        mergeable: Vec<bool>,
+        token_ids: &HashMap<String, u32>,
+        unk: Option<u32>,
+    ) -> Spm {
         let mut byte_tokens = [None; 256];
         for (b, slot) in byte_tokens.iter_mut().enumerate() {
             *slot = token_ids.get(&format!("<0x{b:02X}>")).copied();
         }
         Spm {
             scores,
+            mergeable,
             byte_tokens,
             unk,
         }
+    }
+
+    /// The ordinary piece spelled exactly `piece`, if any.
+    fn piece(&self, token_ids: &HashMap<String, u32>, piece: &str) -> Option<u32> {
+        let id = *token_ids.get(piece)?;
+        self.mergeable
+            .get(id as usize)
+            .copied()
+            .unwrap_or(false)
+            .then_some(id)
     }
 
     /// Appends the tokens of `text` (spaces already replaced by `▁`) to `out`.
@@ -96,7 +116,7 @@ impl Spm {
             |queue: &mut BinaryHeap<Bigram>, symbols: &[Symbol], left: usize, right: usize| {
                 let (l, r) = (symbols[left], symbols[right]);
                 let piece = &text[l.start..r.start + r.len];
-                if let Some(&id) = token_ids.get(piece) {
+                if let Some(id) = self.piece(token_ids, piece) {
                     let score = self
                         .scores
                         .get(id as usize)
@@ -136,8 +156,8 @@ impl Spm {
         while let Some(s) = i {
             let sym = symbols[s];
             let piece = &text[sym.start..sym.start + sym.len];
-            match token_ids.get(piece) {
-                Some(&id) => out.push(id),
+            match self.piece(token_ids, piece) {
+                Some(id) => out.push(id),
                 None => {
                     for byte in piece.bytes() {
                         let id = self.byte_tokens[usize::from(byte)]

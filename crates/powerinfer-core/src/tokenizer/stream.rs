@@ -17,9 +17,20 @@ pub struct TokenDecoder {
 }
 
 impl TokenDecoder {
-    /// A decoder at the start of a sequence.
+    /// A decoder at the start of a sequence: as in [`Tokenizer::decode`], the first
+    /// token's SentencePiece dummy-prefix space is dropped.
     pub fn new() -> TokenDecoder {
         TokenDecoder::default()
+    }
+
+    /// A decoder for tokens that continue a sequence already under way (an answer
+    /// after its prompt): the first token keeps its leading space, so "France is" +
+    /// "▁Paris" prints "France is Paris", not "France isParis".
+    pub fn continuing() -> TokenDecoder {
+        TokenDecoder {
+            pending: Vec::new(),
+            started: true,
+        }
     }
 
     /// Adds token `id`; returns the text that is now complete (possibly empty).

@@ -1,0 +1,260 @@
+//! The engine end to end on a small reference model given a SentencePiece vocabulary:
+//! the vocabulary check, the context's last slot, streamed text, token counts,
+//! determinism and resource limits.
+
+use std::path::PathBuf;
+
+use powerinfer_core::gguf::{GgufFile, GgufWriter, Value, ValueType};
+use powerinfer_core::sampler::SamplerParams;
+use powerinfer_core::{
+    Engine, EngineError, EngineOptions, GenerateParams, KvCache, ModelError, Session,
+};
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+/// `ref_llama_f32.gguf` (vocabulary 96) with a `llama` tokenizer of `vocab` tokens:
+/// `<unk>`, `<s>`, 30 UTF-8 lead bytes (each held back until finished), the pieces of
+/// `▁w<digits>`, then `▁`-prefixed words. No EOS, so only `max_tokens` and the context end a generation.
+fn model_with_spm(vocab: usize, name: &str) -> PathBuf {
+    let f = GgufFile::open(data("ref_llama_f32.gguf")).unwrap();
+    let mut w = GgufWriter::new();
+    for (k, v) in f.metadata() {
+        w.add(k, v.clone());
+    }
+    for t in f.tensors() {
+        w.add_tensor(&t.name, &t.dims, t.wtype, f.tensor_data(t).to_vec())
+            .unwrap();
+    }
+    let mut tokens = vec!["<unk>".to_string(), "<s>".to_string()];
+    let mut types = vec![2i32, 3];
+    tokens.extend((0xC2..0xE0u32).map(|b| format!("<0x{b:02X}>")));
+    types.resize(tokens.len(), 6);
+    // The pieces that spell "▁w<digits>" by merges.
+    tokens.extend(["▁", "w", "▁w"].map(String::from));
+    tokens.extend((0..10).map(|d| d.to_string()));
+    types.resize(tokens.len(), 1);
+    let mut i = 0;
+    while tokens.len() < vocab {
+        tokens.push(format!("▁w{i}"));
+        types.push(1);
+        i += 1;
+    }
+    tokens.truncate(vocab);
+    types.truncate(vocab);
+    let scores = vec![0f32; tokens.len()];
+    w.add("tokenizer.ggml.model", "llama");
+    w.add("tokenizer.ggml.tokens", Value::string_array(tokens));
+    w.add(
+        "tokenizer.ggml.token_type",
+        Value::array(ValueType::I32, types),
+    );
+    w.add(
+        "tokenizer.ggml.scores",
+        Value::array(ValueType::F32, scores),
+    );
+    w.add("tokenizer.ggml.bos_token_id", 1u32);
+    w.add("tokenizer.ggml.unknown_token_id", 0u32);
+    let path = std::env::temp_dir().join(format!("powerinfer-{}-{name}.gguf", std::process::id()));
+    w.write(&path).unwrap();
+    path
+}
+
+fn sampled(seed: u64, max_tokens: usize) -> GenerateParams {
+    GenerateParams {
+        max_tokens,
+        sampler: SamplerParams {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            seed,
+            ..SamplerParams::default()
+        },
+        ..GenerateParams::default()
+    }
+}
+
+/// Regression: a tokenizer smaller or larger than the model's vocabulary loaded, and
+/// failed mid-generation with an unknown id.
+#[test]
+fn a_vocabulary_of_another_size_is_refused_at_load() {
+    for vocab in [64, 200] {
+        let path = model_with_spm(vocab, &format!("vocab{vocab}"));
+        let e = Engine::load(&path, &EngineOptions::default())
+            .err()
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(
+            matches!(e, EngineError::VocabMismatch { tokenizer, model: 96, .. } if tokenizer == vocab),
+            "{e}"
+        );
+    }
+}
+
+/// Regressions: the last context slot was never used, `generated` counted forward
+/// passes, and a fresh decoder dropped the answer's first space ("France isParis")
+/// and never flushed a character cut at the end.
+#[test]
+fn generation_fills_the_context_and_streams_the_decode() {
+    let path = model_with_spm(96, "stream");
+    let opts = EngineOptions {
+        ctx_len: 12,
+        threads: Some(1),
+        ..EngineOptions::default()
+    };
+    let engine = Engine::load(&path, &opts).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let tok = engine.tokenizer();
+    let prompt = "w3 w7 w11";
+    let prompt_ids = tok.encode(prompt, true).unwrap();
+    assert_eq!(prompt_ids.len(), 4, "{prompt_ids:?}");
+    let mut cut_at_end = 0;
+    for seed in 0..24 {
+        let mut g = engine.generate(prompt, &sampled(seed, 100)).unwrap();
+        let tokens: Vec<_> = g.by_ref().map(Result::unwrap).collect();
+        let stats = g.stats();
+        // Positions 0..12 hold the prompt and 8 answer tokens; the 9th is sampled from
+        // the logits of the last slot and never fed back.
+        assert_eq!(tokens.len(), 12 - 4 + 1, "seed {seed}");
+        assert_eq!(stats.generated, tokens.len());
+        assert_eq!(stats.decode_steps, tokens.len() - 1);
+        // The streamed texts are exactly what the answer adds to the full decode.
+        let ids: Vec<u32> = prompt_ids
+            .iter()
+            .copied()
+            .chain(tokens.iter().map(|t| t.id))
+            .collect();
+        let text: String = tokens.iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(
+            format!("{}{text}", tok.decode(&prompt_ids).unwrap()),
+            tok.decode(&ids).unwrap(),
+            "seed {seed}"
+        );
+        let last = tokens.last().unwrap();
+        cut_at_end += usize::from((2..32).contains(&last.id) && last.text.ends_with('\u{FFFD}'));
+    }
+    // Some answers end inside a character (a lone lead byte), which only `finish` prints.
+    assert!(cut_at_end > 0);
+    // A prompt of exactly the context still yields one token.
+    let full = vec![1u32; 12];
+    let g = engine.generate_tokens(full, &sampled(0, 5)).unwrap();
+    assert_eq!(g.count(), 1);
+    assert!(matches!(
+        engine.generate_tokens(vec![1u32; 13], &sampled(0, 5)),
+        Err(EngineError::PromptTooLong {
+            prompt: 13,
+            ctx_len: 12
+        })
+    ));
+}
+
+/// The same seed gives the same tokens across runs and thread counts.
+#[test]
+fn generation_is_deterministic_across_runs_and_threads() {
+    let path = model_with_spm(96, "determinism");
+    let run = |threads: usize, seed: u64| -> Vec<u32> {
+        let opts = EngineOptions {
+            threads: Some(threads),
+            ..EngineOptions::default()
+        };
+        let engine = Engine::load(&path, &opts).unwrap();
+        engine
+            .generate("w1 w2 w3", &sampled(seed, 24))
+            .unwrap()
+            .map(|t| t.unwrap().id)
+            .collect()
+    };
+    for seed in [1, 7] {
+        let first = run(1, seed);
+        assert_eq!(first.len(), 24);
+        for threads in [1, 2, 3] {
+            assert_eq!(run(threads, seed), first, "seed {seed}, {threads} threads");
+        }
+    }
+    assert_ne!(run(1, 1), run(1, 7));
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// Regression: a huge context multiplied unchecked and aborted on allocation; thread
+/// counts past any machine aborted inside rayon.
+#[test]
+fn resource_limits_are_typed_errors() {
+    let path = model_with_spm(96, "limits");
+    let e = Engine::load(
+        &path,
+        &EngineOptions {
+            threads: Some(100_000),
+            ..EngineOptions::default()
+        },
+    )
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("100000 threads"), "{e}");
+    for threads in [0, 100_000] {
+        assert!(
+            powerinfer_kernels::Kernels::new()
+                .with_threads(threads)
+                .is_err()
+        );
+    }
+    assert!(matches!(
+        Engine::load(
+            &path,
+            &EngineOptions {
+                ctx_len: 0,
+                ..EngineOptions::default()
+            }
+        ),
+        Err(EngineError::ZeroContext)
+    ));
+    // KV caches past usize and past any machine: typed errors, not aborts.
+    for (layers, ctx, kv_dim, bytes) in [
+        (1 << 20, 1 << 24, 1 << 20, None),
+        (64, 1 << 24, 4096, Some(64 << 24 << 12 << 3)),
+    ] {
+        let e = KvCache::new(layers, ctx, kv_dim).err().unwrap();
+        assert!(
+            matches!(&e, ModelError::Alloc { bytes: b, .. } if *b == bytes),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("KV cache of 16777216 positions"),
+            "{e}"
+        );
+    }
+    let engine = Engine::load(&path, &EngineOptions::default()).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let model = engine.model();
+    assert_eq!(
+        Session::kv_cache_bytes(model, 8),
+        Some(2 * 8 * model.config().kv_dim() * 4 * model.config().n_layers)
+    );
+}
+
+/// The same on the real default model, whose matrices are large enough to be split
+/// over the pool: sampled tokens do not depend on the thread count.
+#[test]
+fn default_model_is_deterministic_across_threads() {
+    powerinfer_core::assets::ensure_assets().unwrap();
+    let path = powerinfer_core::assets::default_model_path();
+    let mut runs = Vec::new();
+    for threads in [1, 2, 3] {
+        let opts = EngineOptions {
+            threads: Some(threads),
+            ctx_len: 64,
+            ..EngineOptions::default()
+        };
+        let engine = Engine::load(&path, &opts).unwrap();
+        for _ in 0..2 {
+            let g = engine
+                .generate("The capital of France is", &sampled(42, 16))
+                .unwrap();
+            runs.push(g.map(|t| t.unwrap().id).collect::<Vec<u32>>());
+        }
+    }
+    assert_eq!(runs[0].len(), 16);
+    assert!(runs.iter().all(|r| *r == runs[0]), "{runs:?}");
+}
