@@ -1,7 +1,9 @@
 //! GGUF reader/writer: round trips, hostile inputs, and the real SmolLM2 model file.
 
 use powerinfer_core::assets;
-use powerinfer_core::gguf::{GgufError, GgufFile, GgufWriter, OptionalKey, Value, ValueType};
+use powerinfer_core::gguf::{
+    GgufError, GgufFile, GgufWriter, MAX_HEADER_MEMORY, OptionalKey, Value, ValueType,
+};
 use powerinfer_kernels::WType;
 use proptest::prelude::*;
 
@@ -477,6 +479,35 @@ fn huge_lengths_and_counts_are_errors_not_allocations() {
     let mut bytes = small();
     put_u64(&mut bytes, 24, u64::MAX);
     assert!(matches!(read(&bytes), Err(GgufError::Truncated { .. })));
+}
+
+/// Regression: an array count was bounded by the bytes left at one byte per element,
+/// but each parsed element takes a 32-byte `Value`, so a file of n bytes could ask for
+/// 32·n bytes of memory. The parsed header now has a budget, charged before allocating.
+#[test]
+fn a_header_that_would_outgrow_memory_is_refused_before_allocating() {
+    let n = (MAX_HEADER_MEMORY / std::mem::size_of::<Value>() as u64) + 1;
+    let mut w = GgufWriter::new();
+    w.add("k.small", 1u32);
+    let mut bytes = w.to_bytes().unwrap();
+    // Append one u8 array of n elements (each byte a valid value) by hand: the writer
+    // would build the 32·n-byte Value list this test is about.
+    put_u64(&mut bytes, 16, 2);
+    // Drop the padding after the first entry (type and value, 4 bytes each).
+    bytes.truncate(after(&bytes, "k.small") + 8);
+    let key = "k.big";
+    bytes.extend_from_slice(&(key.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(key.as_bytes());
+    bytes.extend_from_slice(&9u32.to_le_bytes()); // array
+    bytes.extend_from_slice(&0u32.to_le_bytes()); // of u8
+    bytes.extend_from_slice(&n.to_le_bytes());
+    bytes.resize(bytes.len() + n as usize, 7);
+    match read(&bytes) {
+        Err(e @ GgufError::HeaderTooLarge { .. }) => {
+            assert!(e.to_string().contains("\"k.big\""), "{e}")
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
 }
 
 #[test]

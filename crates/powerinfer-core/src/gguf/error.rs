@@ -46,6 +46,22 @@ pub enum GgufError {
         /// Where it started.
         offset: u64,
     },
+    /// A header whose parsed form would outgrow [`MAX_HEADER_MEMORY`](super::MAX_HEADER_MEMORY)
+    /// (huge arrays or counts that the file's bytes could still encode).
+    #[error(
+        "{file}: {what} would take {} of memory, past the header limit of {limit} bytes",
+        bytes.map_or("more than 2^64 bytes".to_string(), |b| format!("{b} bytes"))
+    )]
+    HeaderTooLarge {
+        /// The file.
+        file: String,
+        /// The key, array or table that asked for it.
+        what: String,
+        /// Bytes it needs (`None`: past `u64`).
+        bytes: Option<u64>,
+        /// The limit.
+        limit: u64,
+    },
     /// A metadata value type id outside 0..=12.
     #[error("{file}: {what} has unknown metadata value type {type_id}")]
     UnknownValueType {

@@ -21,7 +21,7 @@ mod writer;
 
 pub use error::{GgufError, OptionalKey};
 pub use file::{GgufFile, MEMORY_FILE};
-pub use parse::{ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAX_DIMS};
+pub use parse::{ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAX_DIMS, MAX_HEADER_MEMORY};
 pub use tensor::TensorInfo;
 pub use value::{Value, ValueType};
 pub use writer::GgufWriter;

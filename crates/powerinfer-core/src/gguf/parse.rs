@@ -24,6 +24,13 @@ pub const DEFAULT_ALIGNMENT: u64 = 32;
 pub const ALIGNMENT_KEY: &str = "general.alignment";
 /// Deepest array nesting accepted (real files use 1).
 const MAX_NESTING: usize = 8;
+/// Most memory the parsed header (metadata values, keys, tensor infos) may take.
+///
+/// Why: counts in the file are bounded by the bytes left to encode them, but a parsed
+/// element is larger than its encoding (a one-byte `u8` becomes a 32-byte [`Value`]), so
+/// a 4 GB file could otherwise ask for 128 GB. Real headers take tens of MB (a 128k
+/// vocabulary with its merges is ~40 MB); 1 GiB leaves room without trusting the file.
+pub const MAX_HEADER_MEMORY: u64 = 1 << 30;
 /// Most dimensions a tensor may have (ggml's `GGML_MAX_DIMS`).
 pub const MAX_DIMS: usize = 4;
 
@@ -40,6 +47,8 @@ struct Cursor<'a> {
     bytes: &'a [u8],
     pos: usize,
     file: &'a str,
+    /// Bytes of memory the parsed header may still take ([`MAX_HEADER_MEMORY`]).
+    budget: u64,
 }
 
 impl<'a> Cursor<'a> {
@@ -48,6 +57,28 @@ impl<'a> Cursor<'a> {
             file: self.file.to_string(),
             what: what(),
             offset: self.pos as u64,
+        }
+    }
+
+    /// Takes `count` items of `size` bytes each from the memory budget, before they are
+    /// allocated: an error naming `what` when the header would outgrow it.
+    fn charge(
+        &mut self,
+        count: u64,
+        size: usize,
+        what: &dyn Fn() -> String,
+    ) -> Result<(), GgufError> {
+        match count.checked_mul(size as u64) {
+            Some(bytes) if bytes <= self.budget => {
+                self.budget -= bytes;
+                Ok(())
+            }
+            bytes => Err(GgufError::HeaderTooLarge {
+                file: self.file.to_string(),
+                what: what(),
+                bytes,
+                limit: MAX_HEADER_MEMORY,
+            }),
         }
     }
 
@@ -82,6 +113,7 @@ impl<'a> Cursor<'a> {
     fn string(&mut self, what: &dyn Fn() -> String) -> Result<String, GgufError> {
         let len = self.u64(what)?;
         let bytes = self.take(len, what)?;
+        self.charge(len, 1, what)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| GgufError::Utf8 {
             file: self.file.to_string(),
             what: what(),
@@ -130,6 +162,9 @@ impl<'a> Cursor<'a> {
                         format!("array of {count} {} for metadata key {key:?}", elem.name())
                     }));
                 }
+                self.charge(count, size_of::<Value>(), &|| {
+                    format!("array of {count} {} for metadata key {key:?}", elem.name())
+                })?;
                 let mut items = Vec::with_capacity(count as usize);
                 for _ in 0..count {
                     items.push(self.value(elem, key, depth + 1)?);
@@ -154,6 +189,7 @@ pub(crate) fn parse(bytes: &[u8], file: &str) -> Result<Parsed, GgufError> {
         bytes,
         pos: 0,
         file,
+        budget: MAX_HEADER_MEMORY,
     };
     if bytes.get(..4) != Some(&MAGIC[..]) && bytes.get(..4) != Some(&POWERINFER_MAGIC[..]) {
         return Err(GgufError::BadMagic {
@@ -176,6 +212,11 @@ pub(crate) fn parse(bytes: &[u8], file: &str) -> Result<Parsed, GgufError> {
     if n_kv > c.remaining() / 13 {
         return Err(c.truncated(&|| format!("{n_kv} metadata entries")));
     }
+    c.charge(
+        n_kv,
+        size_of::<(String, Value)>() + size_of::<String>(),
+        &|| format!("{n_kv} metadata entries"),
+    )?;
     let mut metadata = Vec::with_capacity(n_kv as usize);
     let mut keys = HashSet::with_capacity(n_kv as usize);
     for i in 0..n_kv {
@@ -198,6 +239,9 @@ pub(crate) fn parse(bytes: &[u8], file: &str) -> Result<Parsed, GgufError> {
     if n_tensors > c.remaining() / 32 {
         return Err(c.truncated(&|| format!("{n_tensors} tensor infos")));
     }
+    c.charge(n_tensors, 2 * size_of::<TensorInfo>(), &|| {
+        format!("{n_tensors} tensor infos")
+    })?;
     let mut infos = Vec::with_capacity(n_tensors as usize);
     for i in 0..n_tensors {
         infos.push(tensor_info(&mut c, i)?);
