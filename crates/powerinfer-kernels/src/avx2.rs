@@ -9,6 +9,7 @@ use std::arch::x86_64::*;
 
 use crate::WType;
 use crate::blocks::QK;
+use crate::dispatch::DOT_ROWS;
 use crate::q8::{Act, BlockQ8};
 
 /// `row · x` for every type (see `scalar::dot`).
@@ -316,10 +317,7 @@ fn axpy_float<const T: u8>(row: &[u8], h: f32, y: &mut [f32]) {
     );
 }
 
-/// Rows per call of [`dot_rows`] (at most).
-pub(crate) const DOT_ROWS: usize = 4;
-
-/// `out[r] = rows[r] · x` for up to [`DOT_ROWS`] rows of one type (`out.len()` rows;
+/// `out[r] = rows[r] · x` for up to [`DOT_ROWS`](crate::dispatch::DOT_ROWS) rows of one type (`out.len()` rows;
 /// extra rows are ignored). Each output has exactly the arithmetic of [`dot`] on its
 /// row alone, whatever rows it is grouped with: the Q4_1 kernel is written over a row
 /// count `R` with independent per-row lanes and accumulators, and [`dot`] is its

@@ -1,8 +1,8 @@
 //! Row-accumulate operations over a transposed matrix (the sparse down projection).
 
-use crate::context::{check_idx, check_len, prefetch};
-use crate::dispatch::{axpy, axpy_f32, row_f32};
-use crate::{Isa, KernelError, Kernels, Matrix, WType};
+use crate::context::{PAR_MIN_BYTES, check_idx, check_len, prefetch};
+use crate::dispatch::{axpy, axpy_f32, axpy4, row_f32};
+use crate::{KernelError, Kernels, Matrix};
 
 impl Kernels {
     /// `y += Σ_k h[k] · Wt[idx[k]]`: the down projection of the active neurons, with the
@@ -68,7 +68,7 @@ impl Kernels {
                 slab[n * c0 + b * w..n * c0 + (b + 1) * w].copy_from_slice(&yrow[c0..c1]);
             }
         }
-        let isa = self.isa();
+        let isa = self.level();
         let wtype = wt.wtype();
         // Each row tile is decoded to f32 once and added into every token that uses it
         // (a zero activation adds nothing and is skipped).
@@ -86,7 +86,7 @@ impl Kernels {
             }
         };
         let bytes = m.saturating_mul(wt.row_bytes()).saturating_mul(n);
-        if self.threads() <= 1 || tiles == 1 || bytes < 48 * 1024 {
+        if self.threads() <= 1 || tiles == 1 || bytes < PAR_MIN_BYTES {
             for &(c0, c1) in &offsets {
                 run_tile(c0, c1, &mut slab[n * c0..n * c1]);
             }
@@ -116,7 +116,7 @@ impl Kernels {
 
     /// [`Kernels::axpy_rows`] after its checks (shared with the fused FFN).
     pub(crate) fn axpy_unchecked(&self, wt: &Matrix, h: &[f32], idx: &[u32], y: &mut [f32]) {
-        let isa = self.isa();
+        let isa = self.level();
         let wtype = wt.wtype();
         let align = wtype.block_size().max(32);
         let bytes = idx.len().saturating_mul(wt.row_bytes());
@@ -143,19 +143,3 @@ impl Kernels {
 
 /// How many groups of four rows ahead [`Kernels::axpy_rows`] prefetches.
 const AHEAD: usize = 2;
-
-/// Four [`axpy`] calls in order, as one pass over `y` where the ISA has one (the same
-/// updates and roundings; AVX2 loads and stores `y` once per four rows).
-fn axpy4(isa: Isa, wtype: WType, rows: [&[u8]; 4], h: [f32; 4], y: &mut [f32]) {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Kernels` only holds an `Isa::Avx2` after `Isa::require` confirmed
-        // AVX2, FMA and F16C at run time (as in `dispatch`).
-        Isa::Avx2 => unsafe { crate::avx2::axpy4(wtype, rows, h, y) },
-        _ => {
-            for (row, hk) in rows.into_iter().zip(h) {
-                axpy(isa, wtype, row, hk, y);
-            }
-        }
-    }
-}

@@ -17,7 +17,7 @@
 use half::f16;
 
 use crate::context::{check_idx, check_len};
-use crate::{Isa, KernelError, Kernels, Matrix, WType};
+use crate::{KernelError, Kernels, Matrix, Supported, WType};
 
 /// Neurons per scale block (the source's block size).
 pub const COLQ4_BLOCK: usize = 32;
@@ -189,7 +189,7 @@ impl Kernels {
         if idx.is_empty() || n == 0 {
             return Ok(());
         }
-        let isa = self.isa();
+        let isa = self.level();
         let run = |(y, h): (&mut [f32], &[f32])| colq4_tile(isa, w, h, idx, 0, y);
         if self.threads() > 1 && n > 1 {
             use rayon::prelude::*;
@@ -206,7 +206,7 @@ impl Kernels {
 
     /// [`Kernels::axpy_colq4`] after its checks (shared with the fused FFN).
     pub(crate) fn axpy_colq4_unchecked(&self, w: &ColQ4, h: &[f32], idx: &[u32], y: &mut [f32]) {
-        let isa = self.isa();
+        let isa = self.level();
         let bytes = idx.len().saturating_mul(w.row_bytes());
         self.par_tiles(y, COLQ4_BLOCK, bytes, |c0, tile| {
             colq4_tile(isa, w, h, idx, c0, tile)
@@ -216,7 +216,7 @@ impl Kernels {
 
 /// Outputs `c0..c0 + tile.len()` (whole blocks of 32, or the row's end) of the sparse
 /// axpy, block run by block run.
-fn colq4_tile(isa: Isa, w: &ColQ4, h: &[f32], idx: &[u32], c0: usize, tile: &mut [f32]) {
+fn colq4_tile(isa: Supported, w: &ColQ4, h: &[f32], idx: &[u32], c0: usize, tile: &mut [f32]) {
     let c1 = c0 + tile.len();
     let mut start = 0;
     while start < idx.len() {
@@ -235,18 +235,7 @@ fn colq4_tile(isa: Isa, w: &ColQ4, h: &[f32], idx: &[u32], c0: usize, tile: &mut
         let s: f32 = h[start..end].iter().sum();
         let d = &w.d[b * w.dim + c0..b * w.dim + c1];
         let m = &w.m[b * w.dim + c0..b * w.dim + c1];
-        block_axpy(isa, rows, &h[start..end], s, d, m, tile);
+        crate::dispatch::colq4_block(isa, rows, &h[start..end], s, d, m, tile);
         start = end;
-    }
-}
-
-/// One block run: `y_j += d_j·Σ_r h_r·q_rj + m_j·s` over the outputs of `y`.
-fn block_axpy(isa: Isa, rows: &[&[u8]], h: &[f32], s: f32, d: &[u16], m: &[u16], y: &mut [f32]) {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Kernels` only holds an `Isa::Avx2` after `Isa::require` confirmed
-        // AVX2, FMA and F16C at run time (as in `dispatch`).
-        Isa::Avx2 => unsafe { crate::avx2::colq4_block(rows, h, s, d, m, y) },
-        _ => crate::scalar::colq4_block(rows, h, s, d, m, y),
     }
 }

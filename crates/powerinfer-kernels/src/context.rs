@@ -4,12 +4,13 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use crate::isa::Supported;
 use crate::q8::{Act, BlockQ8, quantize_q8};
 use crate::{Isa, KernelError, WType};
 
 /// Below this many weight bytes an operation runs on the calling thread: waking
 /// workers costs more than the work.
-const PAR_MIN_BYTES: usize = 48 * 1024;
+pub(crate) const PAR_MIN_BYTES: usize = 48 * 1024;
 
 /// How the kernels run: instruction set and thread pool.
 ///
@@ -17,7 +18,7 @@ const PAR_MIN_BYTES: usize = 48 * 1024;
 /// a layer on different pools, and tests force every ISA in one process.
 #[derive(Clone, Debug)]
 pub struct Kernels {
-    isa: Isa,
+    isa: Supported,
     threads: Threads,
 }
 
@@ -46,14 +47,14 @@ impl Kernels {
     /// The best ISA of this CPU, on rayon's global pool.
     pub fn new() -> Kernels {
         Kernels {
-            isa: Isa::detect(),
+            isa: Supported::best(),
             threads: Threads::Global,
         }
     }
 
     /// Forces an ISA level; errors if this CPU lacks it.
     pub fn with_isa(mut self, isa: Isa) -> Result<Kernels, KernelError> {
-        self.isa = isa.require()?;
+        self.isa = isa.supported()?;
         Ok(self)
     }
 
@@ -88,6 +89,11 @@ impl Kernels {
 
     /// The ISA in use.
     pub fn isa(&self) -> Isa {
+        self.isa.isa()
+    }
+
+    /// The ISA in use with its proof of support, for the dispatch functions.
+    pub(crate) fn level(&self) -> Supported {
         self.isa
     }
 

@@ -1,20 +1,23 @@
-//! One place that maps an [`Isa`] to its row kernels.
+//! The one place that maps an [`Isa`] to its row kernels, and the only code that calls
+//! the SIMD kernels.
 //!
 //! Why: the operations (gemv, axpy, FFN) are written once over "a row dot" and "a row
 //! axpy"; adding an ISA or a weight type touches this file and that ISA's file only.
+//! Every function takes a [`Supported`], the proof that the CPU runs its level, so the
+//! `unsafe` calls below are sound whatever the caller.
 
+use crate::isa::Supported;
 use crate::q8::Act;
 use crate::{Isa, WType, scalar};
 
-/// `row · x` at `isa`. `isa` must be available on this CPU (the [`crate::Kernels`]
-/// context verifies that when it is built; it is the only caller).
+/// `row · x` at `isa`.
 #[inline]
-pub(crate) fn dot(isa: Isa, wtype: WType, row: &[u8], x: &Act) -> f32 {
-    match isa {
+pub(crate) fn dot(isa: Supported, wtype: WType, row: &[u8], x: &Act) -> f32 {
+    match isa.isa() {
         Isa::Scalar => scalar::dot(wtype, row, x),
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Kernels` only holds an `Isa::Avx2` after `Isa::require` confirmed
-        // AVX2, FMA and F16C at run time.
+        // SAFETY: a `Supported(Isa::Avx2)` exists only once AVX2, FMA and F16C were
+        // detected at run time (`Isa::supported`, `Supported::best`).
         Isa::Avx2 => unsafe { crate::avx2::dot(wtype, row, x) },
         #[cfg(not(target_arch = "x86_64"))]
         Isa::Avx2 => scalar::dot(wtype, row, x),
@@ -26,20 +29,21 @@ pub(crate) const DOT_ROWS: usize = 4;
 
 /// `out[r] = rows[r] · x` for `r < out.len()` (at most [`DOT_ROWS`] rows), each with
 /// exactly the arithmetic of [`dot`]`(isa, wtype, rows[r], x)`, however rows are
-/// grouped into calls. AVX2 shares the activation loads and scale conversions of a
-/// group of four quantized rows, and prefetches the rows `next` as it goes (a hint).
+/// grouped into calls. At AVX2 a group of four Q4_1 rows shares the activation loads
+/// and scale conversions (other types go row by row, which measured as fast); every
+/// level prefetches the rows `next` as it goes (a hint).
 #[inline]
 pub(crate) fn dot_rows(
-    isa: Isa,
+    isa: Supported,
     wtype: WType,
     rows: &[&[u8]],
     next: &[&[u8]],
     x: &Act,
     out: &mut [f32],
 ) {
-    match isa {
+    match isa.isa() {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `dot`: the ISA was verified when the context was built.
+        // SAFETY: as in `dot`: `isa` proves the CPU runs AVX2, FMA and F16C.
         Isa::Avx2 => unsafe { crate::avx2::dot_rows(wtype, rows, next, x, out) },
         _ => {
             for row in next {
@@ -52,13 +56,13 @@ pub(crate) fn dot_rows(
     }
 }
 
-/// `y += h · row` at `isa` (same contract as [`dot`]).
+/// `y += h · row` at `isa`.
 #[inline]
-pub(crate) fn axpy(isa: Isa, wtype: WType, row: &[u8], h: f32, y: &mut [f32]) {
-    match isa {
+pub(crate) fn axpy(isa: Supported, wtype: WType, row: &[u8], h: f32, y: &mut [f32]) {
+    match isa.isa() {
         Isa::Scalar => scalar::axpy(wtype, row, h, y),
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `dot`: the ISA was verified when the context was built.
+        // SAFETY: as in `dot`: `isa` proves the CPU runs AVX2, FMA and F16C.
         Isa::Avx2 => unsafe { crate::avx2::axpy(wtype, row, h, y) },
         #[cfg(not(target_arch = "x86_64"))]
         Isa::Avx2 => scalar::axpy(wtype, row, h, y),
@@ -67,7 +71,7 @@ pub(crate) fn axpy(isa: Isa, wtype: WType, row: &[u8], h: f32, y: &mut [f32]) {
 
 /// `w · x` over f32 weights (rows decoded once and reused, as the batched kernels do).
 #[inline]
-pub(crate) fn dot_f32(isa: Isa, w: &[f32], x: &[f32]) -> f32 {
+pub(crate) fn dot_f32(isa: Supported, w: &[f32], x: &[f32]) -> f32 {
     dot(
         isa,
         WType::F32,
@@ -78,7 +82,7 @@ pub(crate) fn dot_f32(isa: Isa, w: &[f32], x: &[f32]) -> f32 {
 
 /// `y += h · w` over f32 weights.
 #[inline]
-pub(crate) fn axpy_f32(isa: Isa, w: &[f32], h: f32, y: &mut [f32]) {
+pub(crate) fn axpy_f32(isa: Supported, w: &[f32], h: f32, y: &mut [f32]) {
     axpy(isa, WType::F32, bytemuck::cast_slice(w), h, y)
 }
 
@@ -90,10 +94,10 @@ pub(crate) const GEMM_ROWS: usize = 4;
 /// arithmetic of [`dot_f32`]`(isa, w[r], x_t)`, however rows are grouped into calls.
 /// AVX2 computes a register block of rows × tokens at a time (loads shared).
 #[inline]
-pub(crate) fn dot_f32_rows(isa: Isa, w: &[&[f32]], xs: &[f32], cols: usize, out: &mut [f32]) {
-    match isa {
+pub(crate) fn dot_f32_rows(isa: Supported, w: &[&[f32]], xs: &[f32], cols: usize, out: &mut [f32]) {
+    match isa.isa() {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `dot`: the ISA was verified when the context was built.
+        // SAFETY: as in `dot`: `isa` proves the CPU runs AVX2, FMA and F16C.
         Isa::Avx2 => unsafe { crate::avx2::dot_f32_rows(w, xs, cols, out) },
         _ => {
             let rows = w.len().min(GEMM_ROWS);
@@ -115,7 +119,7 @@ pub(crate) fn dot_f32_rows(isa: Isa, w: &[&[f32]], xs: &[f32], cols: usize, out:
 /// kernels decode a weight row once and reuse it for every token, instead of decoding
 /// it per token.
 pub(crate) fn row_f32<'a>(
-    isa: Isa,
+    isa: Supported,
     wtype: WType,
     row: &'a [u8],
     buf: &'a mut Vec<f32>,
@@ -127,11 +131,47 @@ pub(crate) fn row_f32<'a>(
         return v;
     }
     buf.resize(values, 0.0);
-    match isa {
+    match isa.isa() {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `dot`: the ISA was verified when the context was built.
+        // SAFETY: as in `dot`: `isa` proves the CPU runs AVX2, FMA and F16C.
         Isa::Avx2 => unsafe { crate::avx2::decode_row(wtype, row, buf) },
         _ => crate::blocks::decode_row(wtype, row, buf),
     }
     buf
+}
+
+/// Four [`axpy`] calls in order, as one pass over `y` where the ISA has one (the same
+/// updates and roundings; AVX2 loads and stores `y` once per four rows).
+#[inline]
+pub(crate) fn axpy4(isa: Supported, wtype: WType, rows: [&[u8]; 4], h: [f32; 4], y: &mut [f32]) {
+    match isa.isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`: `isa` proves the CPU runs AVX2, FMA and F16C.
+        Isa::Avx2 => unsafe { crate::avx2::axpy4(wtype, rows, h, y) },
+        _ => {
+            for (row, hk) in rows.into_iter().zip(h) {
+                axpy(isa, wtype, row, hk, y);
+            }
+        }
+    }
+}
+
+/// One block run of the column-blocked Q4 sparse axpy:
+/// `y_j += d_j·Σ_r h_r·q_rj + m_j·s` over the outputs of `y` (see [`crate::ColQ4`]).
+#[inline]
+pub(crate) fn colq4_block(
+    isa: Supported,
+    rows: &[&[u8]],
+    h: &[f32],
+    s: f32,
+    d: &[u16],
+    m: &[u16],
+    y: &mut [f32],
+) {
+    match isa.isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`: `isa` proves the CPU runs AVX2, FMA and F16C.
+        Isa::Avx2 => unsafe { crate::avx2::colq4_block(rows, h, s, d, m, y) },
+        _ => scalar::colq4_block(rows, h, s, d, m, y),
+    }
 }

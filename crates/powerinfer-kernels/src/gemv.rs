@@ -40,7 +40,7 @@ impl Kernels {
     /// task it falls in, so results do not depend on the thread count, and a gathered
     /// gemv_rows equals the dense gemv.
     pub(crate) fn gemv_blocks(&self, w: &Matrix, act: &Act, idx: Option<&[u32]>, y: &mut [f32]) {
-        let isa = self.isa();
+        let isa = self.level();
         let wtype = w.wtype();
         let row_of = |k: usize| idx.map_or(k, |i| i[k] as usize);
         let run = |k0: usize, out: &mut [f32]| {
@@ -133,7 +133,7 @@ impl Kernels {
         // decoded to f32 once and dotted with all n inputs (in f32: batched results are
         // at least as exact as the single-token ones with 8-bit activations).
         let mut yt = vec![0f32; m * n];
-        let isa = self.isa();
+        let isa = self.level();
         let wtype = w.wtype();
         let row_of = |k: usize| idx.map_or(k, |i| i[k] as usize);
         // Rows go in blocks of GEMM_ROWS through one register-blocked kernel; every

@@ -36,10 +36,10 @@ impl Isa {
         }
     }
 
-    /// This level if available, else [`KernelError::IsaUnavailable`].
-    pub fn require(self) -> Result<Isa, KernelError> {
+    /// Proof that this level runs here, else [`KernelError::IsaUnavailable`].
+    pub fn supported(self) -> Result<Supported, KernelError> {
         if self.is_available() {
-            Ok(self)
+            Ok(Supported(self))
         } else {
             Err(KernelError::IsaUnavailable(self.name()))
         }
@@ -56,6 +56,32 @@ impl Isa {
     /// Parses [`Isa::name`] back.
     pub fn from_name(s: &str) -> Option<Isa> {
         Isa::ALL.into_iter().find(|i| i.name() == s)
+    }
+}
+
+/// Proof that this CPU runs an [`Isa`]: the only key the SIMD kernels accept.
+///
+/// Why a type: the dispatch functions run AVX2 code from safe fns, which is sound only
+/// on a CPU with AVX2, FMA and F16C. A `Supported` can only be made by checking
+/// ([`Isa::supported`], [`Supported::best`]), so that soundness rests on this type, not on
+/// every caller remembering to check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Supported(Isa);
+
+impl Supported {
+    /// The best level this CPU supports.
+    pub fn best() -> Supported {
+        Supported(Isa::detect())
+    }
+
+    /// The scalar reference, which every CPU runs.
+    pub const fn scalar() -> Supported {
+        Supported(Isa::Scalar)
+    }
+
+    /// The level this proves.
+    pub const fn isa(self) -> Isa {
+        self.0
     }
 }
 

@@ -39,7 +39,7 @@ pub use context::{Kernels, MAX_THREADS};
 pub use error::KernelError;
 pub use ffn::{Activation, BundledFfn, DownRows, FfnScratch, FfnWeights, Skip, transpose};
 pub use ffn_batch::FfnBatchScratch;
-pub use isa::Isa;
+pub use isa::{Isa, Supported};
 pub use matrix::Matrix;
 pub use q8::{BlockQ8, quantize_q8};
 pub use wtype::WType;

@@ -67,6 +67,22 @@ impl std::fmt::Debug for GgufFile {
 
 impl GgufFile {
     /// Maps and validates the file at `path`.
+    ///
+    /// Why a map: a multi-gigabyte model is paged in on demand and shared with the page
+    /// cache, never copied. The header is parsed and every tensor's range checked here;
+    /// the weights are read through the map for as long as the `GgufFile` lives.
+    ///
+    /// # The file must not change while it is open
+    ///
+    /// Like every memory map (see `memmap2::Mmap`, and candle's loaders, which say the
+    /// same), soundness rests on no one modifying the file while it is mapped; the OS
+    /// cannot enforce that. If another process rewrites the file in place, tensors may read
+    /// the new bytes: wrong answers, not memory unsafety in this crate, since every tensor
+    /// is read as plain bytes. If it *truncates* the file, a read of a page past the new
+    /// end raises `SIGBUS` and the process dies. Replace model files by writing a new file
+    /// and renaming it over the old (the open map keeps the old inode), never in place; when
+    /// that cannot be guaranteed, read the file into memory and use
+    /// [`GgufFile::from_bytes`] instead.
     pub fn open(path: impl AsRef<Path>) -> Result<GgufFile, GgufError> {
         let path = path.as_ref();
         let name = path.display().to_string();
