@@ -159,7 +159,7 @@ fn gate_magnitudes(
                 gate_out
                     .iter()
                     .enumerate()
-                    .map(|(i, &g)| w.act.gate(g + w.gate_bias.map_or(0.0, |b| b[i])).abs()),
+                    .map(|(i, &g)| w.activated_gate(i, g).abs()),
             ),
             Err(e) => err = Some(e),
         }

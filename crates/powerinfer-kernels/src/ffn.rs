@@ -55,6 +55,16 @@ pub enum Skip {
     Below(f32),
 }
 
+impl Skip {
+    /// The magnitude a neuron's activated gate must exceed to be kept (`-∞` keeps all).
+    pub fn threshold(self) -> f32 {
+        match self {
+            Skip::None => f32::NEG_INFINITY,
+            Skip::Below(t) => t,
+        }
+    }
+}
+
 /// The down projection with one row per neuron, as the sparse axpy reads it.
 ///
 /// Why two forms: a row-major matrix in any weight type (PowerInfer's `ffn_down_t`, or
@@ -177,6 +187,20 @@ impl FfnWeights<'_> {
         self.gate.cols()
     }
 
+    /// Neuron `i`'s activated gate from its gate pre-activation `g`: the bias added
+    /// (OPT) and the activation applied. Why one function: every FFN path (fused,
+    /// batched, dense, calibration) must agree on it to the bit.
+    #[inline]
+    pub fn activated_gate(&self, i: usize, g: f32) -> f32 {
+        self.act.gate(
+            g + self
+                .gate_bias
+                .and_then(|b| b.get(i))
+                .copied()
+                .unwrap_or(0.0),
+        )
+    }
+
     pub(crate) fn validate(&self) -> Result<(), KernelError> {
         let (n, d) = (self.neurons(), self.dim());
         check_len("ffn: down_t rows", n, self.down_t.neurons())?;
@@ -255,10 +279,7 @@ impl Kernels {
             q,
             q_up,
         } = scratch;
-        let threshold = match skip {
-            Skip::None => f32::NEG_INFINITY,
-            Skip::Below(t) => t,
-        };
+        let threshold = skip.threshold();
         // Every candidate's gate, as one (gathered) GEMV: rows stream in groups.
         h.resize(idx.map_or(w.neurons(), <[u32]>::len), 0.0);
         let act_g = prepare(w.gate.wtype(), x, q);
@@ -267,7 +288,7 @@ impl Kernels {
         h_active.clear();
         for (k, g) in h.iter().enumerate() {
             let i = neuron(k);
-            let a = w.act.gate(g + w.gate_bias.map_or(0.0, |b| b[i]));
+            let a = w.activated_gate(i, *g);
             if a.abs() > threshold {
                 active.push(i as u32);
                 h_active.push(a);
@@ -304,7 +325,10 @@ impl Kernels {
 ///
 /// Why: a sparse FFN touches scattered neurons; bundling turns three scattered reads
 /// per neuron into one, and it is where the down projection gets its transposed,
-/// row-per-neuron form.
+/// row-per-neuron form. The engine (`powerinfer-core`) does not bundle: its policies
+/// compute every gate, and a bundled gate is read at a stride, measured 7× slower than
+/// the contiguous matrix on SmolLM2. Bundles pay when neurons are chosen before any gate
+/// is computed (a predictor) and read few rows; `bench kernels` measures both layouts.
 #[derive(Clone, Debug)]
 pub struct BundledFfn {
     data: Vec<u8>,

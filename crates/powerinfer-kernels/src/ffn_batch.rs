@@ -110,13 +110,10 @@ impl Kernels {
         });
         let mut g = vec![0f32; n * m];
         self.gemm_rows(&w.gate, xs, n, cand, &mut g)?;
-        let threshold = match skip {
-            Skip::None => f32::NEG_INFINITY,
-            Skip::Below(t) => t,
-        };
+        let threshold = skip.threshold();
         for gb in g.chunks_exact_mut(m.max(1)) {
             for (v, &i) in gb.iter_mut().zip(cand) {
-                *v = w.act.gate(*v + w.gate_bias.map_or(0.0, |b| b[i as usize]));
+                *v = w.activated_gate(i as usize, *v);
             }
         }
         let keep = |b: usize, k: usize| {

@@ -663,7 +663,7 @@ impl<'m> Session<'m> {
         }
         for (k, v) in g.iter_mut().enumerate() {
             let i = k % n_ff;
-            let a = w.act.gate(*v + w.gate_bias.map_or(0.0, |b| b[i]));
+            let a = w.activated_gate(i, *v);
             *v = w.act.combine(a, u.get(k).copied().unwrap_or(0.0));
         }
         Ok(g)
