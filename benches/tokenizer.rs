@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use powerinfer_core::assets;
+use powerinfer_assets as assets;
 use powerinfer_core::gguf::GgufFile;
 use powerinfer_core::tokenizer::Tokenizer;
 

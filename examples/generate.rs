@@ -22,12 +22,12 @@ mod hybrid;
 #[path = "common/size.rs"]
 mod size;
 use powerinfer::core::FfnPolicy;
-use powerinfer::core::assets;
 use powerinfer::core::calibrate::{hot_neurons_for_density, thresholds_for_density};
 use powerinfer::core::engine::{Engine, EngineOptions, GenerateParams};
 use powerinfer::core::sampler::SamplerParams;
 use powerinfer::kernels::{Isa, WType};
 use powerinfer::predictor::PredictorSet;
+use powerinfer_assets as assets;
 
 #[derive(Parser, Debug)]
 #[command(about = "Generate text with a GGUF model (dense or activation-sparse FFN)")]

@@ -14,7 +14,9 @@
 # Needs only bash, python3 (standard library + pip) and network access to PyPI.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Files go under $POWERINFER_ASSETS_DIR when set (a cache of the user's choosing), else
+# under the repository root.
+ROOT="${POWERINFER_ASSETS_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 MODELS="$ROOT/models"
 DATA="$ROOT/data"
 mkdir -p "$MODELS" "$DATA"

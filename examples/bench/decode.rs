@@ -7,11 +7,10 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use powerinfer::core::calibrate::thresholds_for_density;
 use powerinfer::core::sampler::argmax;
-use powerinfer::core::{
-    FfnPolicy, Hybrid, LoadOptions, Model, Session, assets, tokenizer::Tokenizer,
-};
+use powerinfer::core::{FfnPolicy, Hybrid, LoadOptions, Model, Session, tokenizer::Tokenizer};
 use powerinfer::kernels::{Kernels, WType};
 use powerinfer::predictor::PredictorSet;
+use powerinfer_assets as assets;
 
 use crate::kernels::measure_bandwidth;
 

@@ -6,8 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use powerinfer::core::{assets, corpus, tokenizer::Tokenizer};
+use powerinfer::core::{corpus, tokenizer::Tokenizer};
 use powerinfer::kernels::Kernels;
+use powerinfer_assets as assets;
 
 /// `model`, or the default model (fetched on first use).
 pub fn model_path(model: Option<&Path>) -> Result<PathBuf> {

@@ -137,7 +137,7 @@ pub fn reference(
     })
 }
 
-/// Scores `sparsity` on `items` against `reference` (made by [`reference`] on the same
+/// Scores `sparsity` on `items` against `reference` (made by [`reference()`] on the same
 /// items): perplexity, KL from dense, top-1 agreement with dense and top-1 accuracy.
 pub fn compare(
     model: &Model,

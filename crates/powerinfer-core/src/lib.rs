@@ -4,7 +4,6 @@
 //! Why one crate: these pieces share one model config and one set of tensors; the
 //! numeric work lives below in `powerinfer-kernels`. See `docs/DESIGN.md` §6.
 #![deny(unsafe_op_in_unsafe_fn)]
-pub mod assets;
 pub mod backend;
 pub mod calibrate;
 pub mod config;
@@ -26,10 +25,13 @@ pub mod tokenizer;
 pub mod trace;
 
 pub use config::{Arch, ModelConfig};
-pub use engine::{Engine, EngineError, EngineOptions, GenerateParams};
+pub use engine::{
+    Engine, EngineError, EngineOptions, GenerateParams, Generation, GenerationStats, Token,
+};
 pub use error::ModelError;
 pub use hybrid::{Hybrid, HybridOptions, HybridSpec, PlanSource};
 pub use kv_cache::KvCache;
 pub use model::{LoadOptions, Model};
 pub use policy::{ColdChoice, FfnPolicy};
+pub use sampler::SamplerParams;
 pub use session::{FfnObservation, FfnObserver, FfnStats, HybridStats, Session};

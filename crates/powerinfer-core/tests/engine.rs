@@ -238,8 +238,8 @@ fn resource_limits_are_typed_errors() {
 /// over the pool: sampled tokens do not depend on the thread count.
 #[test]
 fn default_model_is_deterministic_across_threads() {
-    powerinfer_core::assets::ensure_assets().unwrap();
-    let path = powerinfer_core::assets::default_model_path();
+    powerinfer_assets::ensure_assets().unwrap();
+    let path = powerinfer_assets::default_model_path();
     let mut runs = Vec::new();
     for threads in [1, 2, 3] {
         let opts = EngineOptions {

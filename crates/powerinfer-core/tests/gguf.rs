@@ -1,6 +1,6 @@
 //! GGUF reader/writer: round trips, hostile inputs, and the real SmolLM2 model file.
 
-use powerinfer_core::assets;
+use powerinfer_assets as assets;
 use powerinfer_core::gguf::{
     GgufError, GgufFile, GgufWriter, MAX_HEADER_MEMORY, OptionalKey, Value, ValueType,
 };

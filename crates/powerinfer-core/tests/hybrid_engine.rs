@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
+use powerinfer_assets as assets;
 use powerinfer_core::backend::SimAccelerator;
 use powerinfer_core::sampler::SamplerParams;
 use powerinfer_core::{
-    Engine, EngineOptions, FfnPolicy, GenerateParams, HybridOptions, HybridSpec, PlanSource, assets,
+    Engine, EngineOptions, FfnPolicy, GenerateParams, HybridOptions, HybridSpec, PlanSource,
 };
 use powerinfer_kernels::{Kernels, WType};
 

@@ -8,12 +8,13 @@ use common::{data, rel_err, with_powerinfer_predictors};
 use std::sync::Arc;
 
 use half::f16;
+use powerinfer_assets as assets;
 use powerinfer_core::eval::observe_dense;
 use powerinfer_core::gguf::{GgufFile, GgufWriter};
 use powerinfer_core::powerinfer_predictors::read_powerinfer_predictors;
 use powerinfer_core::sampler::argmax;
 use powerinfer_core::tokenizer::Tokenizer;
-use powerinfer_core::{FfnObservation, FfnPolicy, Model, ModelError, Session, assets, corpus};
+use powerinfer_core::{FfnObservation, FfnPolicy, Model, ModelError, Session, corpus};
 use powerinfer_kernels::{Kernels, WType};
 use powerinfer_predictor::{
     ActiveRule, FitOptions, PredictorError, PredictorInput, PredictorSet, RecallKind, Samples,

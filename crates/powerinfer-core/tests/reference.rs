@@ -150,8 +150,8 @@ fn oracle_at_zero_equals_dense_and_reports_the_reference_density() {
 
 #[test]
 fn smollm2_matches_the_reference_and_knows_paris() {
-    powerinfer_core::assets::ensure_assets().expect("fetch the default model");
-    let model = Model::open(powerinfer_core::assets::default_model_path()).unwrap();
+    powerinfer_assets::ensure_assets().expect("fetch the default model");
+    let model = Model::open(powerinfer_assets::default_model_path()).unwrap();
     for e in index().iter().filter(|e| e["file"] == "default") {
         let name = e["name"].as_str().unwrap();
         let toks = tokens(e);

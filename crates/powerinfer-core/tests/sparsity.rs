@@ -1,9 +1,10 @@
 //! Calibrated magnitude thresholds on the real model: they reach the density asked
 //! for on text they were not calibrated on, and the sparse model stays close to dense.
 
+use powerinfer_assets as assets;
 use powerinfer_core::calibrate::{hot_neurons_for_density, thresholds_for_density};
 use powerinfer_core::tokenizer::Tokenizer;
-use powerinfer_core::{FfnPolicy, Model, Session, assets};
+use powerinfer_core::{FfnPolicy, Model, Session};
 use powerinfer_kernels::Kernels;
 
 #[test]

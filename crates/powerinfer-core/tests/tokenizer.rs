@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::sync::OnceLock;
 
-use powerinfer_core::assets;
+use powerinfer_assets as assets;
 use powerinfer_core::gguf::{GgufFile, GgufWriter, Value, ValueType};
 use powerinfer_core::tokenizer::{TokenDecoder, Tokenizer, TokenizerError};
 use proptest::prelude::*;

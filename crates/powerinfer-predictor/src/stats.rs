@@ -163,7 +163,7 @@ impl ActivationStats {
     }
 
     /// Encodes the statistics in their file format (magic `PISTATS\x1a`, version 1,
-    /// CRC-32; see [`crate::container`]).
+    /// CRC-32; see the crate docs on the container format).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::default();
         self.model.write(&mut w);

