@@ -4,6 +4,12 @@
 //! Why one crate: these pieces share one model config and one set of tensors; the
 //! numeric work lives below in `powerinfer-kernels`. See `docs/DESIGN.md` §6.
 #![deny(unsafe_op_in_unsafe_fn)]
+// Library code returns typed errors on input-derived data: no unwrap, expect or panic
+// outside tests (each remaining site is an `allow` with the invariant that makes it safe).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 pub mod backend;
 pub mod calibrate;
 pub mod config;

@@ -47,6 +47,13 @@
 //! A [`PlacementPlan`] (sorted hot indices and a mask per layer, dense item locations, bytes
 //! per device, hit ratios) that can be saved in a versioned, checksummed file
 //! ([`PlacementPlan::to_bytes`], [`PlacementPlan::read_from`]).
+#![forbid(unsafe_code)]
+// Library code returns typed errors on input-derived data: no unwrap, expect or panic
+// outside tests (each remaining site is an `allow` with the invariant that makes it safe).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod dense_choice;
 mod error;
