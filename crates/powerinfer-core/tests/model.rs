@@ -235,3 +235,48 @@ fn static_hot_with_every_neuron_equals_the_oracle_and_subsets_compute_less() {
         "dropping half the neurons changes the output"
     );
 }
+
+/// Mutation test over valid model files: every byte of the header (metadata and tensor
+/// table) of two reference models, set to 0x00, 0xFF and flipped in its low bit, gives a
+/// model or a typed error naming the file; never a panic (a panic fails the test) and
+/// never an allocation sized by an unchecked field (that would abort it).
+#[test]
+fn every_header_byte_mutation_gives_a_model_or_a_named_error() {
+    for name in ["ref_llama_q.gguf", "ref_opt.gguf"] {
+        let bytes = std::fs::read(data(name)).unwrap();
+        let f = GgufFile::from_bytes(&bytes).unwrap();
+        let header = f.data_start();
+        let (mut loaded, mut refused) = (0, 0);
+        for at in 0..header {
+            for op in [|_: u8| 0x00, |_: u8| 0xFF, |b: u8| b ^ 1] {
+                let mut m = bytes.clone();
+                m[at] = op(m[at]);
+                if m == bytes {
+                    continue;
+                }
+                let result = GgufFile::from_bytes(&m)
+                    .map_err(ModelError::from)
+                    .and_then(Model::from_gguf);
+                match result {
+                    Ok(model) => {
+                        // A model that loads must also run a token or refuse it cleanly.
+                        let mut s = Session::new(&model, Kernels::new(), 4).unwrap();
+                        let _ = s.forward(&[1], &FfnPolicy::Dense);
+                        loaded += 1;
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        assert!(!msg.is_empty(), "{name} byte {at}");
+                        refused += 1;
+                    }
+                }
+            }
+        }
+        assert!(
+            refused > header,
+            "{name}: {refused} refused of {}",
+            3 * header
+        );
+        eprintln!("{name}: {header} header bytes, {loaded} mutants loaded, {refused} refused");
+    }
+}

@@ -224,6 +224,14 @@ impl Tokenizer {
         self.token_ids.get(text).copied()
     }
 
+    /// Whether `id` is a special token (CONTROL or USER_DEFINED: `<|im_start|>`, `<s>`),
+    /// which [`Tokenizer::encode`] never produces from text.
+    pub fn is_special(&self, id: u32) -> bool {
+        self.token_types
+            .get(id as usize)
+            .is_some_and(|&t| matches!(t, TOKEN_TYPE_CONTROL | TOKEN_TYPE_USER_DEFINED))
+    }
+
     /// The stored text of token `id` (byte-level or `▁`-escaped, as in the vocabulary).
     pub fn token_text(&self, id: u32) -> Option<&str> {
         self.tokens.get(id as usize).map(String::as_str)
