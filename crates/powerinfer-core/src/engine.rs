@@ -203,6 +203,18 @@ impl Engine {
         &self.kernels
     }
 
+    /// A [`FfnPolicy::Threshold`] that computes about `density` of the FFN neurons: one
+    /// dense pass over `text` (calibration text, a few hundred tokens of the kind of input
+    /// the model will see) picks each layer's magnitude cut. The usual way to run a SwiGLU
+    /// model sparsely (see [`FfnPolicy`] for which policy suits which model).
+    pub fn calibrated_policy(&self, text: &str, density: f64) -> Result<FfnPolicy, EngineError> {
+        let tokens = self.tokenizer.encode(text, self.tokenizer.adds_bos())?;
+        let tokens = &tokens[..tokens.len().min(self.ctx_len)];
+        let per_layer =
+            crate::calibrate::thresholds_for_density(&self.model, &self.kernels, tokens, density)?;
+        Ok(FfnPolicy::Threshold { per_layer })
+    }
+
     /// Context length of each session, in positions.
     pub fn ctx_len(&self) -> usize {
         self.ctx_len

@@ -11,8 +11,48 @@ use crate::trace::ActivationTrace;
 /// How the FFN of every layer chooses its neurons.
 ///
 /// Why one enum: the sweep tool, the engine and the benchmarks compare these side by
-/// side on the same model; a predictor-driven variant is added by the predictor crate's
-/// integration on the same seam (a per-layer candidate list, like [`FfnPolicy::StaticHot`]).
+/// side on the same model, through one seam (a per-layer candidate list and a skip rule).
+///
+/// # Which policy for which model
+///
+/// | model family | exact zeros? | policy for speed | notes |
+/// |---|---|---|---|
+/// | ReLU family (OPT, ReLU-LLaMA, Bamboo/dReLU) | yes | [`FfnPolicy::Predictor`] (PowerInfer), or [`FfnPolicy::Oracle`] with `threshold: 0.0` | `Oracle{0}` is exact: it skips only neurons that output 0 |
+/// | SwiGLU (LLaMA, SmolLM2, Mistral) | no | [`FfnPolicy::Threshold`] calibrated to a density ([`Engine::calibrated_policy`](crate::Engine::calibrated_policy)) | a magnitude cut (CATS/TEAL): accuracy falls with density, see FIDELITY.md |
+/// | any, with a placement plan | — | [`FfnPolicy::HotCold`] / the hybrid split | hot neurons always, cold ones per token |
+///
+/// `Dense` is the baseline; `TopK` and `Oracle` compute every gate exactly, so they
+/// measure quality ceilings rather than save work. In particular **`Oracle { threshold:
+/// 0.0 }` on a SwiGLU model computes every neuron** (SiLU is never exactly 0) through the
+/// sparse path, which is slower than `Dense`.
+///
+/// # Example: calibrate, then decode sparsely
+///
+/// ```
+/// use powerinfer_core::{FfnPolicy, Model, Session, calibrate::thresholds_for_density};
+/// use powerinfer_kernels::Kernels;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // A small LLaMA-shaped (SwiGLU) model from the test data; any GGUF model works.
+/// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ref_llama_f32.gguf");
+/// let model = Model::open(path)?;
+/// let kernels = Kernels::new();
+/// let calibration: Vec<u32> = (0..24).map(|i| (i * 7 % 96) as u32).collect();
+/// // Per-layer cuts that keep about 30% of the neurons on text like the calibration.
+/// let per_layer = thresholds_for_density(&model, &kernels, &calibration, 0.3)?;
+/// let policy = FfnPolicy::Threshold { per_layer };
+/// let mut session = Session::new(&model, kernels, 16)?;
+/// let logits = session.forward(&[1, 17, 42], &policy)?;
+/// assert_eq!(logits.len(), model.config().vocab);
+/// let density = session.stats().density_per_layer();
+/// assert!(density.iter().all(|&d| d > 0.1 && d < 0.6), "{density:?}");
+/// # Ok(())
+/// # }
+/// ```
+///
+/// With an [`Engine`](crate::Engine) the same is one call:
+/// `engine.calibrated_policy(text, 0.3)?`, then pass the policy in
+/// [`GenerateParams`](crate::GenerateParams).
 #[derive(Clone, Debug, PartialEq)]
 pub enum FfnPolicy {
     /// Every neuron, always (the baseline).

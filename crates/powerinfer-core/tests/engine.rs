@@ -258,3 +258,23 @@ fn default_model_is_deterministic_across_threads() {
     assert_eq!(runs[0].len(), 16);
     assert!(runs.iter().all(|r| *r == runs[0]), "{runs:?}");
 }
+
+/// `Engine::calibrated_policy` gives per-layer cuts that reach about the density asked.
+#[test]
+fn calibrated_policy_reaches_its_density() {
+    let path = model_with_spm(96, "calibrated");
+    let engine = Engine::load(&path, &EngineOptions::default()).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let text = "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 w16 w17 w18 w19 w20";
+    let policy = engine.calibrated_policy(text, 0.3).unwrap();
+    let powerinfer_core::FfnPolicy::Threshold { per_layer } = &policy else {
+        panic!("{policy:?}");
+    };
+    assert_eq!(per_layer.len(), engine.model().config().n_layers);
+    let mut s = engine.session().unwrap();
+    s.forward(&engine.tokenizer().encode(text, true).unwrap(), &policy)
+        .unwrap();
+    for d in s.stats().density_per_layer() {
+        assert!((0.2..0.4).contains(&d), "density {d}");
+    }
+}

@@ -10,7 +10,7 @@ use crate::blocks::QK;
 /// One block of 32 activations: `x ≈ d·q`, with `sum = Σ q` precomputed.
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C, align(32))]
-pub struct BlockQ8 {
+pub(crate) struct BlockQ8 {
     /// The quants (aligned first so SIMD loads are aligned).
     pub qs: [i8; QK],
     /// Scale.
@@ -20,7 +20,7 @@ pub struct BlockQ8 {
 }
 
 /// Quantizes `x` (a whole number of blocks) into `out` (cleared first).
-pub fn quantize_q8(x: &[f32], out: &mut Vec<BlockQ8>) {
+pub(crate) fn quantize_q8(x: &[f32], out: &mut Vec<BlockQ8>) {
     out.clear();
     out.extend(x.chunks_exact(QK).map(|blk| {
         let amax = blk.iter().fold(0f32, |a, v| a.max(v.abs()));
