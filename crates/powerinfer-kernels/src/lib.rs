@@ -47,7 +47,6 @@ pub use ffn::{Activation, BundledFfn, DownRows, FfnScratch, FfnWeights, Skip, tr
 pub use ffn_batch::FfnBatchScratch;
 pub use isa::{Isa, Supported};
 pub use matrix::Matrix;
-pub use q8::{BlockQ8, quantize_q8};
 pub use wtype::WType;
 
 /// Checks that `idx` is strictly increasing and below `rows`, as every sparse kernel
