@@ -7,8 +7,10 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use powerinfer_core::gguf::{GgufFile, GgufWriter, Value, ValueType};
-use powerinfer_core::tokenizer::{TokenDecoder, Tokenizer};
+use powerinfer_core::gguf::{GgufFile, GgufWriter};
+use powerinfer_core::tokenizer::{
+    SpmPiece, TokenDecoder, Tokenizer, add_spm_vocabulary, spm_base_vocabulary,
+};
 
 fn smollm2() -> &'static Tokenizer {
     static TOK: OnceLock<Tokenizer> = OnceLock::new();
@@ -28,32 +30,18 @@ fn smollm2() -> &'static Tokenizer {
 fn spm() -> &'static Tokenizer {
     static TOK: OnceLock<Tokenizer> = OnceLock::new();
     TOK.get_or_init(|| {
-        let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
-        let mut types = vec![2i32, 3, 3];
-        for b in 0..=255u8 {
-            tokens.push(format!("<0x{b:02X}>"));
-            types.push(6);
-        }
-        for p in [
+        let mut vocab = spm_base_vocabulary();
+        let pieces = [
             "▁", "a", "b", "ab", "▁a", "▁ab", "<", "s", ">", "<s", "s>", "é",
-        ] {
-            tokens.push(p.into());
-            types.push(1);
-        }
-        let scores: Vec<f32> = (0..tokens.len()).map(|i| -(i as f32) / 10.0).collect();
+        ];
+        vocab.extend(
+            pieces
+                .iter()
+                .enumerate()
+                .map(|(i, p)| SpmPiece::new(*p, -(i as f32) / 10.0, 1)),
+        );
         let mut w = GgufWriter::new();
-        w.add("tokenizer.ggml.model", "llama");
-        w.add("tokenizer.ggml.tokens", Value::string_array(tokens));
-        w.add(
-            "tokenizer.ggml.token_type",
-            Value::array(ValueType::I32, types),
-        );
-        w.add(
-            "tokenizer.ggml.scores",
-            Value::array(ValueType::F32, scores),
-        );
-        w.add("tokenizer.ggml.bos_token_id", 1u32);
-        w.add("tokenizer.ggml.unknown_token_id", 0u32);
+        add_spm_vocabulary(&mut w, &vocab, Some(1), None, Some(0));
         let file = GgufFile::from_bytes(&w.to_bytes().expect("writes")).expect("reads");
         Tokenizer::from_gguf(&file).expect("tokenizer")
     })

@@ -4,8 +4,9 @@
 
 use std::path::PathBuf;
 
-use powerinfer_core::gguf::{GgufFile, GgufWriter, Value, ValueType};
+use powerinfer_core::gguf::{GgufFile, GgufWriter};
 use powerinfer_core::sampler::SamplerParams;
+use powerinfer_core::tokenizer::{SpmPiece, add_spm_vocabulary};
 use powerinfer_core::{
     Engine, EngineError, EngineOptions, GenerateParams, KvCache, ModelError, Session,
 };
@@ -19,7 +20,7 @@ fn data(name: &str) -> PathBuf {
 /// `ref_llama_f32.gguf` (vocabulary 96) with a `llama` tokenizer of `vocab` tokens:
 /// `<unk>`, `<s>`, 30 UTF-8 lead bytes (each held back until finished), the pieces of
 /// `▁w<digits>`, then `▁`-prefixed words. No EOS, so only `max_tokens` and the context end a generation.
-fn model_with_spm(vocab: usize, name: &str) -> PathBuf {
+fn model_with_spm(vocab_size: usize, name: &str) -> PathBuf {
     let f = GgufFile::open(data("ref_llama_f32.gguf")).unwrap();
     let mut w = GgufWriter::new();
     for (k, v) in f.metadata() {
@@ -29,35 +30,18 @@ fn model_with_spm(vocab: usize, name: &str) -> PathBuf {
         w.add_tensor(&t.name, &t.dims, t.wtype, f.tensor_data(t).to_vec())
             .unwrap();
     }
-    let mut tokens = vec!["<unk>".to_string(), "<s>".to_string()];
-    let mut types = vec![2i32, 3];
-    tokens.extend((0xC2..0xE0u32).map(|b| format!("<0x{b:02X}>")));
-    types.resize(tokens.len(), 6);
+    let mut vocab = vec![SpmPiece::new("<unk>", 0.0, 2), SpmPiece::new("<s>", 0.0, 3)];
+    vocab.extend((0xC2..0xE0u32).map(|b| SpmPiece::new(format!("<0x{b:02X}>"), 0.0, 6)));
     // The pieces that spell "▁w<digits>" by merges.
-    tokens.extend(["▁", "w", "▁w"].map(String::from));
-    tokens.extend((0..10).map(|d| d.to_string()));
-    types.resize(tokens.len(), 1);
+    vocab.extend(["▁", "w", "▁w"].map(|p| SpmPiece::new(p, 0.0, 1)));
+    vocab.extend((0..10).map(|d| SpmPiece::new(d.to_string(), 0.0, 1)));
     let mut i = 0;
-    while tokens.len() < vocab {
-        tokens.push(format!("▁w{i}"));
-        types.push(1);
+    while vocab.len() < vocab_size {
+        vocab.push(SpmPiece::new(format!("▁w{i}"), 0.0, 1));
         i += 1;
     }
-    tokens.truncate(vocab);
-    types.truncate(vocab);
-    let scores = vec![0f32; tokens.len()];
-    w.add("tokenizer.ggml.model", "llama");
-    w.add("tokenizer.ggml.tokens", Value::string_array(tokens));
-    w.add(
-        "tokenizer.ggml.token_type",
-        Value::array(ValueType::I32, types),
-    );
-    w.add(
-        "tokenizer.ggml.scores",
-        Value::array(ValueType::F32, scores),
-    );
-    w.add("tokenizer.ggml.bos_token_id", 1u32);
-    w.add("tokenizer.ggml.unknown_token_id", 0u32);
+    vocab.truncate(vocab_size);
+    add_spm_vocabulary(&mut w, &vocab, Some(1), None, Some(0));
     let path = std::env::temp_dir().join(format!("powerinfer-{}-{name}.gguf", std::process::id()));
     w.write(&path).unwrap();
     path

@@ -7,7 +7,9 @@ use std::sync::OnceLock;
 
 use powerinfer_assets as assets;
 use powerinfer_core::gguf::{GgufFile, GgufWriter, Value, ValueType};
-use powerinfer_core::tokenizer::{TokenDecoder, Tokenizer, TokenizerError};
+use powerinfer_core::tokenizer::{
+    SpmPiece, TokenDecoder, Tokenizer, TokenizerError, add_spm_vocabulary, spm_base_vocabulary,
+};
 use proptest::prelude::*;
 
 fn smollm2() -> &'static Tokenizer {
@@ -199,14 +201,7 @@ proptest! {
 
 /// A small SentencePiece-BPE vocabulary: `<unk>`, `<s>`, `</s>`, 256 byte tokens, pieces.
 fn spm_file(extra: &[(&str, Value)]) -> GgufFile {
-    let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
-    let mut types = vec![2i32, 3, 3];
-    let mut scores = vec![0f32; 3];
-    for b in 0..=255u8 {
-        tokens.push(format!("<0x{b:02X}>"));
-        types.push(6);
-        scores.push(0.0);
-    }
+    let mut vocab = spm_base_vocabulary();
     let pieces = [
         ("▁", -1.0),
         ("h", -2.0),
@@ -228,25 +223,9 @@ fn spm_file(extra: &[(&str, Value)]) -> GgufFile {
         ("orld", -9.5),
         ("▁world", -11.0),
     ];
-    for (p, s) in pieces {
-        tokens.push(p.into());
-        types.push(1);
-        scores.push(s);
-    }
+    vocab.extend(pieces.iter().map(|&(p, s)| SpmPiece::new(p, s, 1)));
     let mut w = GgufWriter::new();
-    w.add("tokenizer.ggml.model", "llama");
-    w.add("tokenizer.ggml.tokens", Value::string_array(tokens));
-    w.add(
-        "tokenizer.ggml.token_type",
-        Value::array(ValueType::I32, types),
-    );
-    w.add(
-        "tokenizer.ggml.scores",
-        Value::array(ValueType::F32, scores),
-    );
-    w.add("tokenizer.ggml.bos_token_id", 1u32);
-    w.add("tokenizer.ggml.eos_token_id", 2u32);
-    w.add("tokenizer.ggml.unknown_token_id", 0u32);
+    add_spm_vocabulary(&mut w, &vocab, Some(1), Some(2), Some(0));
     for (k, v) in extra {
         w.add(k, v.clone());
     }

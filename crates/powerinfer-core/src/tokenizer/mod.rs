@@ -22,6 +22,7 @@ mod error;
 mod pretokenize;
 mod spm;
 mod stream;
+mod write;
 
 use std::collections::HashMap;
 
@@ -33,6 +34,7 @@ pub use error::TokenizerError;
 use pretokenize::{PreKind, PreTokenizer};
 use spm::{SPACE_MARK, Spm};
 pub use stream::TokenDecoder;
+pub use write::{SpmPiece, add_spm_vocabulary, spm_base_vocabulary};
 
 /// GGUF token type of an ordinary token.
 pub const TOKEN_TYPE_NORMAL: i32 = 1;
