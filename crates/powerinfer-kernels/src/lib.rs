@@ -55,3 +55,8 @@ pub use wtype::WType;
 pub fn check_index_list(idx: &[u32], rows: usize) -> Result<(), KernelError> {
     context::check_idx(idx, rows)
 }
+
+/// The crate README's examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

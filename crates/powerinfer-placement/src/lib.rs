@@ -47,6 +47,58 @@
 //! A [`PlacementPlan`] (sorted hot indices and a mask per layer, dense item locations, bytes
 //! per device, hit ratios) that can be saved in a versioned, checksummed file
 //! ([`PlacementPlan::to_bytes`], [`PlacementPlan::read_from`]).
+//!
+//! # Example
+//! Place a small synthetic LLaMA-shaped model (power-law neuron frequencies, Q4_0
+//! sizes; [`SyntheticModel`]) on an accelerator of 2 MiB, 1 MiB of which is kept for
+//! the KV cache:
+//!
+//! ```
+//! use powerinfer_placement::{
+//!     PlacementInput, PlacementPlan, PlacementProblem, Reservation, SyntheticModel,
+//!     solve_greedy,
+//! };
+//!
+//! let model = SyntheticModel {
+//!     layers: 4,
+//!     neurons: 512,
+//!     hidden: 256,
+//!     kv_dim: 256,
+//!     vocab: 1_000,
+//!     ..SyntheticModel::LLAMA_7B
+//! };
+//! let (activity, bytes_per_neuron, dense) = model.profile();
+//! let problem = PlacementProblem::new(PlacementInput {
+//!     activity,
+//!     bytes_per_neuron,
+//!     dense,
+//!     accelerator_bytes: 2 << 20,
+//!     reservations: vec![Reservation {
+//!         name: "kv cache (256 ctx)".into(),
+//!         bytes: model.kv_cache_bytes(256),
+//!     }],
+//!     min_neurons_per_layer: 32,
+//!     group_size: 8,
+//! })?;
+//! let plan = solve_greedy(&problem);
+//!
+//! // Within the budget, and not everything fits: the coldest neurons stay on the host.
+//! assert!(plan.accelerator_bytes() <= problem.accelerator_bytes());
+//! assert!(plan.host_bytes() > 0);
+//! for layer in plan.layers() {
+//!     let hot = layer.accelerator_neurons(); // sorted neuron indices
+//!     assert!(hot.is_empty() || hot.len() >= 32);
+//!     assert!(hot.len() % 8 == 0 || hot.len() == layer.neuron_count());
+//! }
+//! // Hot neurons are few but serve a large share of the activations.
+//! assert!(plan.overall_hit_ratio() > 0.5);
+//! assert!(plan.objective() <= plan.max_objective());
+//!
+//! // The plan file round-trips (`write_to` / `read_from` do the same with a path).
+//! let bytes = plan.to_bytes();
+//! assert_eq!(PlacementPlan::from_bytes(&bytes)?, plan);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 // Library code returns typed errors on input-derived data: no unwrap, expect or panic
 // outside tests (each remaining site is an `allow` with the invariant that makes it safe).
@@ -72,3 +124,8 @@ pub use greedy::solve_greedy;
 pub use plan::{DensePlacement, LayerPlacement, PlacementPlan};
 pub use problem::{Activity, DenseItem, Layer, PlacementInput, PlacementProblem, Reservation};
 pub use synthetic::SyntheticModel;
+
+/// The crate README's examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -53,3 +53,8 @@ pub use samples::Samples;
 pub use set::{OperatingPoint, PredictorSet};
 pub use stats::{ActivationStats, LayerSummary, TOP_SHARES};
 pub use train::{Net, TrainOptions, TrainProgress, train};
+
+/// The crate README's examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
