@@ -164,6 +164,25 @@ fn streaming_holds_back_split_characters() {
     assert_eq!(stream(tok, cut).concat(), whole);
 }
 
+/// Found by fuzzing (fuzz/artifacts/tokenizer/crash-2790c8…): SmolLM2's vocabulary has no
+/// token for 21 bytes (controls such as U+001D, and bytes no UTF-8 contains), so text with
+/// such a control character is a typed error naming the byte, not a panic or a silent drop.
+#[test]
+fn text_with_a_byte_outside_the_vocabulary_is_a_typed_error() {
+    let tok = smollm2();
+    let text = "<|im_st\0\0\0\u{1d}>user\nhi<|im_end|>";
+    match tok.encode(text, false) {
+        Err(e @ TokenizerError::UnencodableByte { byte: 0x1D }) => {
+            assert!(e.to_string().contains("0x1d"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(tok.chat_tokens(None, text).is_err());
+    // The NUL bytes alone are in the vocabulary.
+    let ids = tok.encode("a\0b", false).unwrap();
+    assert_eq!(tok.decode(&ids).unwrap(), "a\0b");
+}
+
 #[test]
 fn unknown_ids_are_errors() {
     let tok = smollm2();
