@@ -271,7 +271,7 @@ fn parse_payload(payload: &[u8]) -> Result<PlacementPlan, PlanFileProblem> {
             .to_string();
         let bytes = c.u64("dense item bytes")?;
         let access = c.f64("dense item access")?;
-        let on_accelerator = match c.take(1, "dense item flag")?[0] {
+        let on_accelerator = match c.u8("dense item flag")? {
             0 => false,
             1 => true,
             other => {
@@ -351,6 +351,10 @@ impl<'a> Cursor<'a> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(N, what)?);
         Ok(out)
+    }
+
+    fn u8(&mut self, what: &'static str) -> Result<u8, PlanFileProblem> {
+        self.array(what).map(u8::from_le_bytes)
     }
 
     fn u32(&mut self, what: &'static str) -> Result<u32, PlanFileProblem> {

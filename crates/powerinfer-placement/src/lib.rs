@@ -110,6 +110,7 @@
 mod dense_choice;
 mod error;
 mod exact;
+#[deny(clippy::indexing_slicing)]
 mod file;
 mod greedy;
 mod plan;

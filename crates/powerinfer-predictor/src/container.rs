@@ -164,7 +164,8 @@ impl<'a> Reader<'a> {
                 available: self.remaining() as u64,
             });
         }
-        let s = &self.bytes[self.at..self.at + n];
+        // In bounds: n ≤ remaining, checked above.
+        let s = self.bytes.get(self.at..self.at + n).unwrap_or_default();
         self.at += n;
         Ok(s)
     }
@@ -176,7 +177,7 @@ impl<'a> Reader<'a> {
     }
 
     pub fn u8(&mut self, what: &'static str) -> Result<u8, FileProblem> {
-        Ok(self.array::<1>(what)?[0])
+        self.array(what).map(u8::from_le_bytes)
     }
     pub fn u32(&mut self, what: &'static str) -> Result<u32, FileProblem> {
         Ok(u32::from_le_bytes(self.array(what)?))

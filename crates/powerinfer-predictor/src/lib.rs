@@ -31,6 +31,7 @@
 )]
 
 mod calibrate;
+#[deny(clippy::indexing_slicing)]
 mod container;
 mod error;
 mod fit;

@@ -33,6 +33,8 @@ impl Storage {
     fn bytes(&self) -> &[u8] {
         match self {
             Storage::Mapped(m) => m,
+            // `len ≤ 64 × chunks.len()`: `from_bytes` sized the chunks for it.
+            #[allow(clippy::indexing_slicing)]
             Storage::Owned { chunks, len } => &bytemuck::cast_slice(chunks)[..*len],
         }
     }
@@ -107,6 +109,8 @@ impl GgufFile {
     /// 64-byte-aligned buffer so tensor data is aligned as in a mapped file.
     pub fn from_bytes(bytes: &[u8]) -> Result<GgufFile, GgufError> {
         let mut chunks = vec![Chunk([0; 64]); bytes.len().div_ceil(64)];
+        // The chunks hold at least `bytes.len()` bytes, by the line above.
+        #[allow(clippy::indexing_slicing)]
         bytemuck::cast_slice_mut::<Chunk, u8>(&mut chunks)[..bytes.len()].copy_from_slice(bytes);
         let storage = Storage::Owned {
             chunks: chunks.into(),
@@ -173,7 +177,10 @@ impl GgufFile {
 
     /// The value of `key`, if present.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.key_index.get(key).map(|&i| &self.metadata[i].1)
+        self.key_index
+            .get(key)
+            .and_then(|&i| self.metadata.get(i))
+            .map(|(_, v)| v)
     }
 
     /// The value of `key`, or [`GgufError::MissingKey`].
@@ -312,7 +319,9 @@ impl GgufFile {
 
     /// The tensor named `name`, if present.
     pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
-        self.tensor_index.get(name).map(|&i| &self.tensors[i])
+        self.tensor_index
+            .get(name)
+            .and_then(|&i| self.tensors.get(i))
     }
 
     /// The tensor named `name`, or [`GgufError::MissingTensor`].
@@ -330,8 +339,10 @@ impl GgufFile {
     /// If `info` was not taken from this file (its range was validated against this
     /// file only).
     pub fn tensor_data(&self, info: &TensorInfo) -> &[u8] {
-        // Validated at open: offset + n_bytes ≤ data length, both fit in usize.
-        let start = self.data_start + info.offset as usize;
-        &self.storage.bytes()[start..start + info.n_bytes as usize]
+        // Validated at open: offset + n_bytes ≤ data length, both fit in usize. A
+        // `TensorInfo` of another file may not fit this one: it gets no bytes.
+        let start = self.data_start.saturating_add(info.offset as usize);
+        let end = start.saturating_add(info.n_bytes as usize);
+        self.storage.bytes().get(start..end).unwrap_or_default()
     }
 }

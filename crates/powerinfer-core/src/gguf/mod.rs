@@ -13,7 +13,9 @@
 //! projections (`blk.N.ffn_down_t.weight`) are ordinary tensors in the table.
 
 mod error;
+#[deny(clippy::indexing_slicing)]
 mod file;
+#[deny(clippy::indexing_slicing)]
 mod parse;
 mod tensor;
 mod value;

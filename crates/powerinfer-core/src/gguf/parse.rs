@@ -91,9 +91,13 @@ impl<'a> Cursor<'a> {
             return Err(self.truncated(what));
         }
         // n ≤ remaining ≤ usize::MAX, so the cast is exact.
-        let start = self.pos;
-        self.pos += n as usize;
-        Ok(&self.bytes[start..self.pos])
+        let (start, end) = (self.pos, self.pos + n as usize);
+        let bytes = self
+            .bytes
+            .get(start..end)
+            .ok_or_else(|| self.truncated(what))?;
+        self.pos = end;
+        Ok(bytes)
     }
 
     fn array<const N: usize>(&mut self, what: &dyn Fn() -> String) -> Result<[u8; N], GgufError> {
@@ -358,20 +362,23 @@ fn validate_tensor(
         });
     };
     let block = wtype.block_size() as u64;
-    if !dims[0].is_multiple_of(block) {
+    // At least one dimension: the tensor-info reader refuses zero dimensions.
+    let (&cols, rest) = dims.split_first().ok_or_else(|| GgufError::BadShape {
+        file: file.to_string(),
+        tensor: name.clone(),
+        problem: "no dimensions".into(),
+    })?;
+    if !cols.is_multiple_of(block) {
         return Err(GgufError::BadShape {
             file: file.to_string(),
             tensor: name,
-            problem: format!(
-                "{} columns are not a whole number of {wtype} blocks of {block}",
-                dims[0]
-            ),
+            problem: format!("{cols} columns are not a whole number of {wtype} blocks of {block}"),
         });
     }
     // Bytes = (columns / block) × block bytes × every other dim, checked at each step and
     // required to fit in memory, so a hostile shape cannot wrap around to a small size.
-    let mut n_bytes = (dims[0] / block).checked_mul(wtype.block_bytes() as u64);
-    for &d in &dims[1..] {
+    let mut n_bytes = (cols / block).checked_mul(wtype.block_bytes() as u64);
+    for &d in rest {
         n_bytes = n_bytes.and_then(|n| n.checked_mul(d));
     }
     let n_bytes = n_bytes.filter(|&n| usize::try_from(n).is_ok());

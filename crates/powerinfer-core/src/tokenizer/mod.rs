@@ -16,6 +16,9 @@
 //! ids ([`Tokenizer::chat_tokens`]); [`Tokenizer::encode_with_special_tokens`] is the
 //! explicit opt-in for trusted text that writes special tokens literally.
 
+// bpe and spm index their own symbol lists (indices made by the code, bounded by the
+// list it built), never a count or offset read from input, so `indexing_slicing` stays
+// allowed there; the parsers of file bytes (`gguf::parse`, `gguf::file`) deny it.
 mod bpe;
 mod byte_level;
 mod error;
