@@ -262,3 +262,11 @@ fn calibrated_policy_reaches_its_density() {
         assert!((0.2..0.4).contains(&d), "density {d}");
     }
 }
+
+/// `Engine` is documented as shareable across threads: hold it to that at compile time.
+#[test]
+fn engine_is_send_and_sync() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Engine>();
+    shareable::<std::sync::Arc<Engine>>();
+}
