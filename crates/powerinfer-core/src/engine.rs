@@ -38,8 +38,11 @@ pub enum EngineError {
     /// A context length of zero positions.
     #[error("a context of 0 positions holds no prompt")]
     ZeroContext,
-    /// A tokenizer whose vocabulary differs from the model's embedding rows.
-    #[error("{file}: the tokenizer has {tokenizer} tokens, the model's vocabulary {model}")]
+    /// A tokenizer with more tokens than the model has embedding rows: ids the model
+    /// could be asked to embed but cannot.
+    #[error(
+        "{file}: the tokenizer has {tokenizer} tokens, more than the model's vocabulary of {model}"
+    )]
     VocabMismatch {
         /// The model file.
         file: String,
@@ -117,6 +120,8 @@ pub struct Engine {
     ctx_len: usize,
     stop_ids: Vec<u32>,
     hybrid: Option<Arc<Hybrid>>,
+    /// Logits sampled from: the tokenizer's ids (a padded embedding has more rows).
+    sample_vocab: usize,
 }
 
 impl Engine {
@@ -129,11 +134,11 @@ impl Engine {
             },
         )?;
         let tokenizer = Tokenizer::from_gguf(model.gguf())?;
-        // A vocabulary larger than the embedding would let sampling pick ids the model
-        // cannot embed; a smaller one (padded embeddings) lets it pick ids the tokenizer
-        // cannot print. Either is a wrong file pairing, caught here, not mid-answer.
+        // A tokenizer larger than the embedding is a wrong file pairing, caught here, not
+        // mid-answer. A smaller one is a padded embedding (rounded up to a multiple of 64,
+        // say): sampling is then limited to the tokenizer's ids, which it can print.
         let vocab = model.config().vocab;
-        if tokenizer.vocab_size() != vocab {
+        if tokenizer.vocab_size() > vocab {
             return Err(EngineError::VocabMismatch {
                 file: model.gguf().name().to_string(),
                 tokenizer: tokenizer.vocab_size(),
@@ -159,6 +164,7 @@ impl Engine {
             .collect();
         stop_ids.sort_unstable();
         stop_ids.dedup();
+        let tokenizer_vocab = tokenizer.vocab_size();
         Ok(Engine {
             model,
             tokenizer,
@@ -166,6 +172,7 @@ impl Engine {
             ctx_len,
             stop_ids,
             hybrid: None,
+            sample_vocab: tokenizer_vocab,
         })
     }
 
@@ -213,6 +220,11 @@ impl Engine {
         let per_layer =
             crate::calibrate::thresholds_for_density(&self.model, &self.kernels, tokens, density)?;
         Ok(FfnPolicy::Threshold { per_layer })
+    }
+
+    /// The logits sampling may choose from: the tokenizer's ids only.
+    fn sampled<'l>(&self, logits: &'l [f32]) -> &'l [f32] {
+        logits.get(..self.sample_vocab).unwrap_or(logits)
     }
 
     /// Context length of each session, in positions.
@@ -277,7 +289,7 @@ impl Engine {
         session.reset_stats();
         let mut sampler = Sampler::new(params.sampler.clone());
         let first = (params.max_tokens > 0)
-            .then(|| sampler.sample(&logits, &tokens))
+            .then(|| sampler.sample(self.sampled(&logits), &tokens))
             .filter(|id| !self.stop_ids.contains(id));
         Ok(Generation {
             engine: self,
@@ -387,7 +399,9 @@ impl Generation<'_> {
             let logits = self.session.forward(&[id], &self.policy)?;
             self.stats.decode += start.elapsed();
             self.stats.decode_steps += 1;
-            let next = self.sampler.sample(&logits, &self.history);
+            let next = self
+                .sampler
+                .sample(self.engine.sampled(&logits), &self.history);
             self.next = (!self.engine.stop_ids.contains(&next)).then_some(next);
         }
         if self.next.is_none() {
