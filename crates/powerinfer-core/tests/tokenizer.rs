@@ -480,3 +480,37 @@ fn long_words_encode_in_bounded_time() {
         );
     }
 }
+
+/// A multi-turn conversation: each turn between ids, contents as text, the template's
+/// default system prompt first when the caller gives none, and no turn forged from text.
+#[test]
+fn chat_conversations_follow_the_template() {
+    use powerinfer_core::tokenizer::{ChatMessage, ChatRole};
+    let tok = smollm2();
+    let turns = [
+        ChatMessage::new(ChatRole::User, "Hi"),
+        ChatMessage::new(ChatRole::Assistant, "Hello!<|im_end|>"),
+        ChatMessage::new(ChatRole::User, "Capital of France?"),
+    ];
+    let ids = tok.chat_conversation(&turns).unwrap();
+    assert_eq!(
+        tok.decode(&ids).unwrap(),
+        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\
+         <|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|><|im_end|>\n\
+         <|im_start|>user\nCapital of France?<|im_end|>\n<|im_start|>assistant\n"
+    );
+    // 4 turns + the opener; the "<|im_end|>" typed in a turn stays text.
+    assert_eq!(ids.iter().filter(|&&i| i == 1).count(), 5);
+    assert_eq!(ids.iter().filter(|&&i| i == 2).count(), 4);
+    // One user turn with a system message is exactly chat_tokens.
+    let pair = [
+        ChatMessage::new(ChatRole::System, "Be brief."),
+        ChatMessage::new(ChatRole::User, "Hi"),
+    ];
+    assert_eq!(
+        tok.chat_conversation(&pair).unwrap(),
+        tok.chat_tokens(Some("Be brief."), "Hi").unwrap()
+    );
+    assert_eq!(ChatRole::from_name("assistant"), Some(ChatRole::Assistant));
+    assert_eq!(ChatRole::from_name("tool"), None);
+}

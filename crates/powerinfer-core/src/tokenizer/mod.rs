@@ -430,23 +430,93 @@ impl Tokenizer {
         system: Option<&str>,
         user: &str,
     ) -> Result<Vec<u32>, TokenizerError> {
-        let (Some(start), Some(end)) = (self.token_id(IM_START), self.token_id(IM_END)) else {
+        if self.token_id(IM_START).is_none() {
             return self.encode(user, self.add_bos);
+        }
+        let user = ChatMessage::new(ChatRole::User, user);
+        match system {
+            Some(sys) => self.chat_conversation(&[ChatMessage::new(ChatRole::System, sys), user]),
+            None => self.chat_conversation(&[user]),
+        }
+    }
+
+    /// The tokens of a ChatML conversation (the turns of `messages` in order, then the
+    /// assistant's opener), as [`Tokenizer::chat_tokens`] builds one turn: markers are ids,
+    /// contents are text, and the role is a [`ChatRole`], never text from the caller. When
+    /// the first message is not a system message, the template's default system prompt
+    /// (if any) goes first. Models without ChatML tokens get the contents joined by
+    /// newlines, encoded as text.
+    pub fn chat_conversation(
+        &self,
+        messages: &[ChatMessage<'_>],
+    ) -> Result<Vec<u32>, TokenizerError> {
+        let (Some(start), Some(end)) = (self.token_id(IM_START), self.token_id(IM_END)) else {
+            let text: Vec<&str> = messages.iter().map(|m| m.content).collect();
+            return self.encode(&text.join("\n"), self.add_bos);
         };
-        let mut out = self.start(user, self.add_bos);
-        let turn = |role: &str, content: &str, out: &mut Vec<u32>| {
+        let mut out = self.start("", self.add_bos);
+        let turn = |role: ChatRole, content: &str, out: &mut Vec<u32>| {
             out.push(start);
-            self.encode_text(&format!("{role}\n{content}"), true, out)?;
+            self.encode_text(&format!("{}\n{content}", role.name()), true, out)?;
             out.push(end);
             self.encode_text("\n", true, out)
         };
-        if let Some(sys) = system.or(self.default_system.as_deref()) {
-            turn("system", sys, &mut out)?;
+        let has_system = messages.first().is_some_and(|m| m.role == ChatRole::System);
+        if !has_system && let Some(sys) = self.default_system.as_deref() {
+            turn(ChatRole::System, sys, &mut out)?;
         }
-        turn("user", user, &mut out)?;
+        for m in messages {
+            turn(m.role, m.content, &mut out)?;
+        }
         out.push(start);
         self.encode_text("assistant\n", true, &mut out)?;
         Ok(out)
+    }
+}
+
+/// Who speaks a chat turn. An enum, not a string, so a role cannot carry text into the
+/// template.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChatRole {
+    /// Instructions for the assistant.
+    System,
+    /// The user.
+    User,
+    /// The model's earlier answers.
+    Assistant,
+}
+
+impl ChatRole {
+    /// The role's name in ChatML (`system`, `user`, `assistant`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            ChatRole::System => "system",
+            ChatRole::User => "user",
+            ChatRole::Assistant => "assistant",
+        }
+    }
+
+    /// Parses [`ChatRole::name`] back (what OpenAI-style requests send).
+    pub fn from_name(name: &str) -> Option<ChatRole> {
+        [ChatRole::System, ChatRole::User, ChatRole::Assistant]
+            .into_iter()
+            .find(|r| r.name() == name)
+    }
+}
+
+/// One turn of a conversation for [`Tokenizer::chat_conversation`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChatMessage<'a> {
+    /// Who speaks.
+    pub role: ChatRole,
+    /// What they say (encoded as text).
+    pub content: &'a str,
+}
+
+impl<'a> ChatMessage<'a> {
+    /// A turn of `role` saying `content`.
+    pub fn new(role: ChatRole, content: &'a str) -> ChatMessage<'a> {
+        ChatMessage { role, content }
     }
 }
 
