@@ -14,15 +14,14 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Parser;
 
 #[path = "common/hybrid.rs"]
 mod hybrid;
 #[path = "common/size.rs"]
 mod size;
-use powerinfer::core::FfnPolicy;
-use powerinfer::core::calibrate::{hot_neurons_for_density, thresholds_for_density};
+use powerinfer::core::{FfnPolicy, PolicySpec};
 use powerinfer::core::engine::{Engine, EngineOptions, GenerateParams};
 use powerinfer::core::sampler::SamplerParams;
 use powerinfer::kernels::{Isa, WType};
@@ -195,69 +194,29 @@ fn calibration_tokens(engine: &Engine) -> Result<Vec<u32>> {
     Ok(tokens)
 }
 
-/// `dense`, `oracle`, `oracle:<threshold>`, `threshold:<density>`, `static:<density>`
-/// or `predictor[:<file>][:gate=<d>]`.
+/// One of `powerinfer::core::POLICY_SPECS`; `predictor` alone reads the file train_predictor writes
+/// next to the model.
 fn parse_policy(spec: &str, engine: &Engine, model_path: &std::path::Path) -> Result<FfnPolicy> {
-    let (name, arg) = spec
-        .split_once(':')
-        .map_or((spec, None), |(a, b)| (a, Some(b)));
-    let num = |s: Option<&str>| -> Result<f64> {
-        s.with_context(|| format!("policy {name} needs a value"))?
-            .parse::<f64>()
-            .with_context(|| format!("bad number in policy {spec:?}"))
+    let spec = PolicySpec::parse(spec)?;
+    let predictor = match &spec {
+        PolicySpec::Predictor { file, .. } => {
+            let file = file
+                .clone()
+                .map_or_else(|| model_path.with_extension("predictor"), PathBuf::from);
+            let set = PredictorSet::load(&file).with_context(|| {
+                format!(
+                    "{}: train one with `cargo run --release --example train_predictor`",
+                    file.display()
+                )
+            })?;
+            Some(std::sync::Arc::new(set))
+        }
+        _ => None,
     };
-    Ok(match name {
-        "dense" => FfnPolicy::Dense,
-        "oracle" => FfnPolicy::Oracle {
-            threshold: arg.map_or(Ok(0.0), |a| num(Some(a)))? as f32,
-        },
-        "threshold" => {
-            let tokens = calibration_tokens(engine)?;
-            let per_layer =
-                thresholds_for_density(engine.model(), engine.kernels(), &tokens, num(arg)?)?;
-            FfnPolicy::Threshold { per_layer }
-        }
-        "predictor" => {
-            // `predictor` alone: the file train_predictor writes next to the model.
-            let default = model_path.with_extension("predictor");
-            let default = default.to_str().unwrap_or("model.predictor");
-            let arg = arg.unwrap_or(default);
-            let (file, gate) = match (arg.strip_prefix("gate="), arg.rsplit_once(":gate=")) {
-                (Some(d), _) => (default, Some(num(Some(d))?)),
-                (None, Some((f, d))) => (f, Some(num(Some(d))?)),
-                (None, None) => (arg, None),
-            };
-            let set = PredictorSet::load(file).with_context(
-                || "train one with `cargo run --release --example train_predictor`",
-            )?;
-            set.check_model(engine.model().predictor_id(), file)?;
-            // Gate check: drop predicted neurons whose |act(gate)| is below the
-            // per-layer cut that a `threshold:<d>` policy would use.
-            let gate_check = match gate {
-                Some(d) => {
-                    let tokens = calibration_tokens(engine)?;
-                    Some(thresholds_for_density(
-                        engine.model(),
-                        engine.kernels(),
-                        &tokens,
-                        d,
-                    )?)
-                }
-                None => None,
-            };
-            FfnPolicy::Predictor {
-                set: std::sync::Arc::new(set),
-                gate_check,
-            }
-        }
-        "static" => {
-            let tokens = calibration_tokens(engine)?;
-            let per_layer =
-                hot_neurons_for_density(engine.model(), engine.kernels(), &tokens, num(arg)?)?;
-            FfnPolicy::StaticHot { per_layer }
-        }
-        other => bail!(
-            "unknown policy {other:?} (dense, oracle[:T], threshold:<density>, static:<density>, predictor[:<file>][:gate=<d>])"
-        ),
-    })
+    let tokens = if spec.needs_calibration() {
+        calibration_tokens(engine)?
+    } else {
+        Vec::new()
+    };
+    Ok(spec.resolve(engine.model(), engine.kernels(), &tokens, predictor.as_ref())?)
 }

@@ -76,6 +76,7 @@ mod kv_cache;
 mod model;
 mod ops;
 mod policy;
+pub mod policy_spec;
 pub mod powerinfer_predictors;
 pub mod sampler;
 mod session;
@@ -91,6 +92,7 @@ pub use hybrid::{Hybrid, HybridOptions, HybridSpec, PlanSource};
 pub use kv_cache::KvCache;
 pub use model::{LoadOptions, Model};
 pub use policy::{ColdChoice, FfnPolicy};
+pub use policy_spec::{POLICY_SPECS, PolicySpec};
 pub use sampler::SamplerParams;
 pub use session::{FfnObservation, FfnObserver, FfnStats, HybridStats, Session};
 
