@@ -21,9 +21,9 @@ use clap::Parser;
 mod hybrid;
 #[path = "common/size.rs"]
 mod size;
-use powerinfer::core::{FfnPolicy, PolicySpec};
 use powerinfer::core::engine::{Engine, EngineOptions, GenerateParams};
 use powerinfer::core::sampler::SamplerParams;
+use powerinfer::core::{FfnPolicy, PolicySpec};
 use powerinfer::kernels::{Isa, WType};
 use powerinfer::predictor::PredictorSet;
 use powerinfer_assets as assets;
@@ -218,5 +218,10 @@ fn parse_policy(spec: &str, engine: &Engine, model_path: &std::path::Path) -> Re
     } else {
         Vec::new()
     };
-    Ok(spec.resolve(engine.model(), engine.kernels(), &tokens, predictor.as_ref())?)
+    Ok(spec.resolve(
+        engine.model(),
+        engine.kernels(),
+        &tokens,
+        predictor.as_ref(),
+    )?)
 }

@@ -114,7 +114,7 @@ impl Default for GenerateParams {
 /// [`Generation`] per request; they read the same mapped weights and share one
 /// thread pool, so concurrent generations split the cores rather than multiply them.
 pub struct Engine {
-    model: Model,
+    model: Arc<Model>,
     tokenizer: Tokenizer,
     kernels: Kernels,
     ctx_len: usize,
@@ -166,7 +166,7 @@ impl Engine {
         stop_ids.dedup();
         let tokenizer_vocab = tokenizer.vocab_size();
         Ok(Engine {
-            model,
+            model: Arc::new(model),
             tokenizer,
             kernels,
             ctx_len,
@@ -235,7 +235,7 @@ impl Engine {
     /// A fresh session (KV cache) on this engine's model and kernels; a typed error
     /// when its KV cache cannot be allocated.
     pub fn session(&self) -> Result<Session<'_>, EngineError> {
-        let mut s = Session::new(&self.model, self.kernels.clone(), self.ctx_len)?;
+        let mut s = Session::new(self.model.as_ref(), self.kernels.clone(), self.ctx_len)?;
         s.set_hybrid(self.hybrid.clone())?;
         Ok(s)
     }
@@ -273,6 +273,26 @@ impl Engine {
         tokens: Vec<u32>,
         params: &GenerateParams,
     ) -> Result<Generation<'_>, EngineError> {
+        self.check_prompt(&tokens)?;
+        Generation::start(EngineRef::Borrowed(self), self.session()?, tokens, params)
+    }
+
+    /// [`Engine::generate_tokens`] on an engine shared through an `Arc`: the generation
+    /// owns what it uses (the engine handle, a session over the shared model), so it is
+    /// `Send + 'static` and can move into a thread or an async task, one per request.
+    pub fn generate_shared(
+        self: &Arc<Self>,
+        tokens: Vec<u32>,
+        params: &GenerateParams,
+    ) -> Result<Generation<'static>, EngineError> {
+        self.check_prompt(&tokens)?;
+        let mut session =
+            Session::shared(Arc::clone(&self.model), self.kernels.clone(), self.ctx_len)?;
+        session.set_hybrid(self.hybrid.clone())?;
+        Generation::start(EngineRef::Shared(Arc::clone(self)), session, tokens, params)
+    }
+
+    fn check_prompt(&self, tokens: &[u32]) -> Result<(), EngineError> {
         if tokens.is_empty() {
             return Err(EngineError::EmptyPrompt);
         }
@@ -282,17 +302,45 @@ impl Engine {
                 ctx_len: self.ctx_len,
             });
         }
-        let mut session = self.session()?;
+        Ok(())
+    }
+}
+
+/// How a generation holds its engine: borrowed, or shared (an owning generation).
+enum EngineRef<'e> {
+    Borrowed(&'e Engine),
+    Shared(Arc<Engine>),
+}
+
+impl std::ops::Deref for EngineRef<'_> {
+    type Target = Engine;
+
+    fn deref(&self) -> &Engine {
+        match self {
+            EngineRef::Borrowed(e) => e,
+            EngineRef::Shared(e) => e,
+        }
+    }
+}
+
+impl<'e> Generation<'e> {
+    /// Prefills `tokens` in `session` and samples the first token.
+    fn start(
+        engine: EngineRef<'e>,
+        mut session: Session<'e>,
+        tokens: Vec<u32>,
+        params: &GenerateParams,
+    ) -> Result<Generation<'e>, EngineError> {
         let start = Instant::now();
         let logits = session.forward(&tokens, &params.policy)?;
         let prefill = start.elapsed();
         session.reset_stats();
         let mut sampler = Sampler::new(params.sampler.clone());
         let first = (params.max_tokens > 0)
-            .then(|| sampler.sample(self.sampled(&logits), &tokens))
-            .filter(|id| !self.stop_ids.contains(id));
+            .then(|| sampler.sample(engine.sampled(&logits), &tokens))
+            .filter(|id| !engine.stop_ids.contains(id));
         Ok(Generation {
-            engine: self,
+            engine,
             session,
             sampler,
             // The answer continues the prompt: its first word keeps its space.
@@ -360,7 +408,7 @@ impl GenerationStats {
 
 /// A generation in progress: an iterator of tokens.
 pub struct Generation<'e> {
-    engine: &'e Engine,
+    engine: EngineRef<'e>,
     session: Session<'e>,
     sampler: Sampler,
     decoder: TokenDecoder,

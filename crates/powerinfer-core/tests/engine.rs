@@ -284,3 +284,30 @@ fn engine_is_send_and_sync() {
     shareable::<Engine>();
     shareable::<std::sync::Arc<Engine>>();
 }
+
+/// An owning generation (`Engine::generate_shared`) moves into another thread and yields
+/// exactly what the borrowing one yields for the same prompt and seed.
+#[test]
+fn shared_generations_move_into_threads_and_match() {
+    let path = model_with_spm(96, "shared");
+    let engine = std::sync::Arc::new(Engine::load(&path, &EngineOptions::default()).unwrap());
+    std::fs::remove_file(&path).unwrap();
+    let params = sampled(3, 12);
+    let prompt = engine.prompt_tokens("w1 w2 w3", &params).unwrap();
+    let borrowed: Vec<u32> = engine
+        .generate_tokens(prompt.clone(), &params)
+        .unwrap()
+        .map(|t| t.unwrap().id)
+        .collect();
+    let handles: Vec<_> = (0..3)
+        .map(|_| {
+            let g = engine.generate_shared(prompt.clone(), &params).unwrap();
+            std::thread::spawn(move || g.map(|t| t.unwrap().id).collect::<Vec<u32>>())
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), borrowed);
+    }
+    fn owned<T: Send + 'static>(_: &T) {}
+    owned(&engine.generate_shared(prompt, &params).unwrap());
+}

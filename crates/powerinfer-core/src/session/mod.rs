@@ -93,9 +93,40 @@ pub struct FfnObservation<'a> {
 /// computed, with no second pass.
 pub type FfnObserver<'a> = dyn FnMut(&FfnObservation) + Send + 'a;
 
+/// How a session holds its model: borrowed (the usual, zero-cost case) or shared through
+/// an `Arc` (a session that must own what it uses, to move into a task).
+#[derive(Clone, Debug)]
+enum ModelRef<'m> {
+    Borrowed(&'m Model),
+    Shared(Arc<Model>),
+}
+
+impl std::ops::Deref for ModelRef<'_> {
+    type Target = Model;
+
+    fn deref(&self) -> &Model {
+        match self {
+            ModelRef::Borrowed(m) => m,
+            ModelRef::Shared(m) => m,
+        }
+    }
+}
+
+impl Session<'static> {
+    /// A session that shares ownership of `model`: it borrows nothing, so it can move
+    /// into another thread or an async task (see [`Engine::generate_shared`](crate::Engine::generate_shared)).
+    pub fn shared(
+        model: Arc<Model>,
+        kernels: Kernels,
+        ctx_len: usize,
+    ) -> Result<Session<'static>, ModelError> {
+        Session::with_model(ModelRef::Shared(model), kernels, ctx_len)
+    }
+}
+
 /// One running sequence on a model: the KV cache, scratch buffers and statistics.
 pub struct Session<'m> {
-    model: &'m Model,
+    model: ModelRef<'m>,
     kernels: Kernels,
     cache: KvCache,
     scratch: FfnBatchScratch,
@@ -119,7 +150,15 @@ impl<'m> Session<'m> {
         kernels: Kernels,
         ctx_len: usize,
     ) -> Result<Session<'m>, ModelError> {
-        let cfg = model.config();
+        Session::with_model(ModelRef::Borrowed(model), kernels, ctx_len)
+    }
+
+    fn with_model(
+        model: ModelRef<'m>,
+        kernels: Kernels,
+        ctx_len: usize,
+    ) -> Result<Session<'m>, ModelError> {
+        let cfg = model.config().clone();
         let ctx = ctx_len.clamp(1, cfg.ctx_len);
         let serial = kernels.single_threaded();
         Ok(Session {
@@ -187,8 +226,8 @@ impl<'m> Session<'m> {
     }
 
     /// The model.
-    pub fn model(&self) -> &'m Model {
-        self.model
+    pub fn model(&self) -> &Model {
+        &self.model
     }
 
     /// Positions already in the cache.
@@ -302,7 +341,8 @@ impl<'m> Session<'m> {
         which: Logits,
         mut observer: Option<&mut FfnObserver<'_>>,
     ) -> Result<Vec<f32>, ModelError> {
-        let model = self.model;
+        let model = self.model.clone();
+        let model = &*model;
         let cfg = model.config();
         policy.validate(cfg.n_layers, cfg.n_ff)?;
         match policy {
@@ -408,7 +448,8 @@ impl<'m> Session<'m> {
         xs: &[f32],
         n: usize,
     ) -> Result<Vec<f32>, ModelError> {
-        let m = self.model.matrix(&lin.t)?;
+        let model = self.model.clone();
+        let m = model.matrix(&lin.t)?;
         let sparse = self.sparsify(li, proj, xs);
         let xs = sparse.as_deref().unwrap_or(xs);
         let mut ys = match self.on_device(&lin.t, xs, n)? {
@@ -447,7 +488,8 @@ impl<'m> Session<'m> {
         x: &mut [f32],
         pos0: usize,
     ) -> Result<(), ModelError> {
-        let cfg = self.model.config();
+        let model = self.model.clone();
+        let cfg = model.config();
         let (d, kvd, hd) = (cfg.dim, cfg.kv_dim(), cfg.head_dim);
         let n = x.len() / d;
         let mut h = vec![0f32; n * d];
@@ -511,7 +553,8 @@ impl<'m> Session<'m> {
         x: &mut [f32],
         observer: Option<&mut FfnObserver<'_>>,
     ) -> Result<(), ModelError> {
-        let cfg = self.model.config();
+        let model = self.model.clone();
+        let cfg = model.config();
         let d = cfg.dim;
         let n = x.len() / d;
         let mut h = vec![0f32; n * d];
@@ -681,7 +724,8 @@ impl<'m> Session<'m> {
         let (d, n_ff) = (self.model.config().dim, self.model.config().n_ff);
         let (li, h) = (io.li, io.h);
         let n = h.len() / d;
-        let w = self.model.ffn_weights(layer)?;
+        let model = self.model.clone();
+        let w = model.ffn_weights(layer)?;
         let ctx = || format!("blk.{li}: dense ffn");
         let g = self.activations(li, &w, h, n)?;
         self.matmul(&self.model.matrix(down)?, &g, n, y).ctx(ctx)?;
@@ -716,7 +760,8 @@ impl<'m> Session<'m> {
         let (d, n_ff) = (self.model.config().dim, self.model.config().n_ff);
         let (li, h) = (io.li, io.h);
         let n = h.len() / d;
-        let w = self.model.ffn_weights(layer)?;
+        let model = self.model.clone();
+        let w = model.ffn_weights(layer)?;
         let ctx = || format!("blk.{li}: oracle ffn");
         let mut all = self.activations(li, &w, h, n)?;
         let sets = oracle_mask(n_ff, keep, &mut all);
@@ -755,7 +800,8 @@ impl<'m> Session<'m> {
         let (d, n_ff) = (self.model.config().dim, self.model.config().n_ff);
         let (li, h) = (io.li, io.h);
         let n = h.len() / d;
-        let w = self.model.ffn_weights(layer)?;
+        let model = self.model.clone();
+        let w = model.ffn_weights(layer)?;
         let down = layer.ffn.down.as_ref().ok_or_else(|| {
             ModelError::Policy(format!(
                 "blk.{li}: input sparsity needs the stored ffn_down (this file has only ffn_down_t)"
@@ -801,7 +847,8 @@ impl<'m> Session<'m> {
         mut observer: Option<&mut FfnObserver<'_>>,
     ) -> Result<(), ModelError> {
         let (li, h) = (io.li, io.h);
-        let w = self.model.ffn_weights(layer)?;
+        let model = self.model.clone();
+        let w = model.ffn_weights(layer)?;
         let d = w.dim();
         let n = h.len() / d;
         let (candidates, skip) = policy.layer(li);

@@ -87,7 +87,8 @@ impl Session<'_> {
                 "blk.{li}: no neurons on the device"
             )));
         };
-        let w = self.model.ffn_weights(layer)?;
+        let model = self.model.clone();
+        let w = model.ffn_weights(layer)?;
         let (d, n_ff) = (w.dim(), w.neurons());
         let n = h.len() / d;
         let (candidates, skip) = policy.layer(li);
