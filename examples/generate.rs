@@ -135,6 +135,7 @@ fn main() -> Result<()> {
         policy,
         chat: args.chat,
         system: args.system.clone(),
+        ..GenerateParams::default()
     };
     // Prefill first: a prompt that does not fit is reported, not echoed.
     let mut generation = engine.generate(&args.prompt, &params)?;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use powerinfer_kernels::{Isa, KernelError, Kernels, WType};
 
 use crate::hybrid::{Hybrid, HybridSpec};
-use crate::sampler::{Sampler, SamplerParams};
+use crate::sampler::{Logprobs, Sampler, SamplerParams};
 use crate::tokenizer::{TokenDecoder, Tokenizer, TokenizerError};
 use crate::{FfnPolicy, HybridStats, LoadOptions, Model, ModelError, Session};
 
@@ -94,6 +94,9 @@ pub struct GenerateParams {
     pub chat: bool,
     /// System message for chat mode (None = the template's default).
     pub system: Option<String>,
+    /// How many most likely alternatives each [`Token`] reports with their
+    /// log-probabilities (0 = none; the token's own log-probability is always there).
+    pub top_logprobs: usize,
 }
 
 impl Default for GenerateParams {
@@ -104,6 +107,7 @@ impl Default for GenerateParams {
             policy: FfnPolicy::Dense,
             chat: false,
             system: None,
+            top_logprobs: 0,
         }
     }
 }
@@ -227,6 +231,34 @@ impl Engine {
         logits.get(..self.sample_vocab).unwrap_or(logits)
     }
 
+    /// The log-probability of every prompt token after the first under the model (and
+    /// `top` alternatives each), from one batched pass with `policy`: what log-likelihood
+    /// evaluation and OpenAI's `echo` + `logprobs` report. Entry `p` is for `tokens[p + 1]`.
+    pub fn prompt_logprobs(
+        &self,
+        tokens: &[u32],
+        policy: &FfnPolicy,
+        top: usize,
+    ) -> Result<Vec<Logprobs>, EngineError> {
+        self.check_prompt(tokens)?;
+        let mut session = self.session()?;
+        let logits = session.forward_all(tokens, policy)?;
+        let vocab = self.model.config().vocab;
+        tokens
+            .iter()
+            .skip(1)
+            .zip(logits.chunks_exact(vocab))
+            .map(|(&id, row)| {
+                crate::sampler::logprobs(self.sampled(row), id, top).ok_or(EngineError::Model(
+                    ModelError::BadToken {
+                        id,
+                        vocab: self.sample_vocab,
+                    },
+                ))
+            })
+            .collect()
+    }
+
     /// Context length of each session, in positions.
     pub fn ctx_len(&self) -> usize {
         self.ctx_len
@@ -337,8 +369,8 @@ impl<'e> Generation<'e> {
         session.reset_stats();
         let mut sampler = Sampler::new(params.sampler.clone());
         let first = (params.max_tokens > 0)
-            .then(|| sampler.sample(engine.sampled(&logits), &tokens))
-            .filter(|id| !engine.stop_ids.contains(id));
+            .then(|| Pending::sample(&engine, &mut sampler, &logits, &tokens, params.top_logprobs))
+            .flatten();
         Ok(Generation {
             engine,
             session,
@@ -348,6 +380,7 @@ impl<'e> Generation<'e> {
             policy: params.policy.clone(),
             remaining: params.max_tokens,
             next: first,
+            top_logprobs: params.top_logprobs,
             stats: GenerationStats {
                 prompt_tokens: tokens.len(),
                 generated: 0,
@@ -372,6 +405,38 @@ pub struct Token {
     pub id: u32,
     /// Text newly completed by this token.
     pub text: String,
+    /// Its log-probability under the model (before temperature, top-k/p and penalties;
+    /// see [`crate::sampler::logprobs`]).
+    pub logprob: f32,
+    /// The [`GenerateParams::top_logprobs`] most likely tokens at this position, with
+    /// their log-probabilities, most likely first.
+    pub top_logprobs: Vec<(u32, f32)>,
+}
+
+/// A token sampled but not yet yielded, with its log-probabilities.
+struct Pending {
+    id: u32,
+    logprob: f32,
+    top: Vec<(u32, f32)>,
+}
+
+impl Pending {
+    /// Samples the next token from `logits`; `None` when it is a stop token.
+    fn sample(
+        engine: &Engine,
+        sampler: &mut Sampler,
+        logits: &[f32],
+        history: &[u32],
+        top: usize,
+    ) -> Option<Pending> {
+        let logits = engine.sampled(logits);
+        let id = sampler.sample(logits, history);
+        if engine.stop_ids.contains(&id) {
+            return None;
+        }
+        let Logprobs { logprob, top } = crate::sampler::logprobs(logits, id, top)?;
+        Some(Pending { id, logprob, top })
+    }
 }
 
 /// Timing and sparsity of one generation.
@@ -415,7 +480,8 @@ pub struct Generation<'e> {
     policy: FfnPolicy,
     remaining: usize,
     /// The token sampled but not yet yielded (`None` once the generation is over).
-    next: Option<u32>,
+    next: Option<Pending>,
+    top_logprobs: usize,
     history: Vec<u32>,
     stats: GenerationStats,
 }
@@ -432,7 +498,7 @@ impl Generation<'_> {
     /// Yields the sampled token, feeds it back and samples the one after: knowing
     /// whether a token is the last lets its text carry the decoder's held-back bytes.
     fn step(&mut self) -> Result<Option<Token>, EngineError> {
-        let Some(id) = self.next.take() else {
+        let Some(Pending { id, logprob, top }) = self.next.take() else {
             return Ok(None);
         };
         self.remaining -= 1;
@@ -447,15 +513,23 @@ impl Generation<'_> {
             let logits = self.session.forward(&[id], &self.policy)?;
             self.stats.decode += start.elapsed();
             self.stats.decode_steps += 1;
-            let next = self
-                .sampler
-                .sample(self.engine.sampled(&logits), &self.history);
-            self.next = (!self.engine.stop_ids.contains(&next)).then_some(next);
+            self.next = Pending::sample(
+                &self.engine,
+                &mut self.sampler,
+                &logits,
+                &self.history,
+                self.top_logprobs,
+            );
         }
         if self.next.is_none() {
             text.push_str(&std::mem::take(&mut self.decoder).finish());
         }
-        Ok(Some(Token { id, text }))
+        Ok(Some(Token {
+            id,
+            text,
+            logprob,
+            top_logprobs: top,
+        }))
     }
 }
 

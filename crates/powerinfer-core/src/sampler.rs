@@ -107,6 +107,48 @@ impl Sampler {
     }
 }
 
+/// The log-probability of token `id` under `logits` (a log-softmax over all of them),
+/// and the `top` most likely tokens with theirs, most likely first (ties: lower id).
+///
+/// Why here: OpenAI-style `logprobs` and log-likelihood evaluation report the model's own
+/// distribution, before temperature, top-k/p or penalties; computed in f64 so that a
+/// 49k-entry softmax loses nothing. `None` if `id` is out of range.
+pub fn logprobs(logits: &[f32], id: u32, top: usize) -> Option<Logprobs> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let lse = f64::from(max)
+        + logits
+            .iter()
+            .map(|&l| (f64::from(l) - f64::from(max)).exp())
+            .sum::<f64>()
+            .ln();
+    let lp = |l: f32| (f64::from(l) - lse) as f32;
+    let own = lp(*logits.get(id as usize)?);
+    let mut best: Vec<(u32, f32)> = Vec::with_capacity(top + 1);
+    if top > 0 {
+        for (i, &l) in logits.iter().enumerate() {
+            if best.len() == top && best.last().is_some_and(|&(_, b)| l <= b) {
+                continue;
+            }
+            let at = best.partition_point(|&(_, b)| b >= l);
+            best.insert(at, (i as u32, l));
+            best.truncate(top);
+        }
+    }
+    Some(Logprobs {
+        logprob: own,
+        top: best.into_iter().map(|(i, l)| (i, lp(l))).collect(),
+    })
+}
+
+/// A token's log-probability and the most likely alternatives at its position.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Logprobs {
+    /// Log-probability of the token.
+    pub logprob: f32,
+    /// The most likely tokens with theirs, most likely first.
+    pub top: Vec<(u32, f32)>,
+}
+
 /// Index of the largest value (the first on ties).
 pub fn argmax(v: &[f32]) -> u32 {
     let mut best = 0;
@@ -121,6 +163,20 @@ pub fn argmax(v: &[f32]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logprobs_are_a_log_softmax_with_its_top_entries() {
+        let logits = [1.0f32, 3.0, 2.0, 3.0, -1.0];
+        let Logprobs { logprob: lp, top } = logprobs(&logits, 2, 3).unwrap();
+        let z: f64 = logits.iter().map(|&l| f64::from(l).exp()).sum();
+        assert!((f64::from(lp) - (2.0 - z.ln())).abs() < 1e-6);
+        let ids: Vec<u32> = top.iter().map(|t| t.0).collect();
+        assert_eq!(ids, [1, 3, 2]);
+        let total: f64 = logits.iter().map(|&l| (f64::from(l) - z.ln()).exp()).sum();
+        assert!((total - 1.0).abs() < 1e-9);
+        assert!(logprobs(&logits, 5, 1).is_none());
+        assert!(logprobs(&logits, 0, 0).unwrap().top.is_empty());
+    }
 
     #[test]
     fn greedy_takes_the_argmax() {

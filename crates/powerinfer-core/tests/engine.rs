@@ -311,3 +311,40 @@ fn shared_generations_move_into_threads_and_match() {
     fn owned<T: Send + 'static>(_: &T) {}
     owned(&engine.generate_shared(prompt, &params).unwrap());
 }
+
+/// Each token's log-probability is the model's: the same as scoring the whole sequence
+/// in one pass (`prompt_logprobs`), and under greedy decoding the best of its top list.
+#[test]
+fn token_logprobs_match_scoring_the_sequence() {
+    let path = model_with_spm(96, "logprobs");
+    let engine = Engine::load(&path, &EngineOptions::default()).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let params = GenerateParams {
+        max_tokens: 8,
+        top_logprobs: 3,
+        ..GenerateParams::default()
+    };
+    let prompt = engine.prompt_tokens("w5 w6", &params).unwrap();
+    let tokens: Vec<_> = engine
+        .generate_tokens(prompt.clone(), &params)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(tokens.len(), 8);
+    let all: Vec<u32> = prompt
+        .iter()
+        .copied()
+        .chain(tokens.iter().map(|t| t.id))
+        .collect();
+    let scored = engine.prompt_logprobs(&all, &params.policy, 3).unwrap();
+    assert_eq!(scored.len(), all.len() - 1);
+    for (k, t) in tokens.iter().enumerate() {
+        assert!(t.logprob <= 0.0);
+        assert_eq!(t.top_logprobs.len(), 3);
+        assert_eq!(t.top_logprobs[0].0, t.id, "greedy picks the most likely");
+        assert!((t.top_logprobs[0].1 - t.logprob).abs() < 1e-6);
+        let s = &scored[prompt.len() - 1 + k];
+        assert!((s.logprob - t.logprob).abs() < 1e-3, "{k}: {s:?} vs {t:?}");
+        assert_eq!(s.top[0].0, t.id);
+    }
+}
