@@ -131,9 +131,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() || self.status == StatusCode::TOO_MANY_REQUESTS {
-            eprintln!("[powerinfer-server] {}: {}", self.status, self.message);
-        }
+        eprintln!(
+            "[powerinfer-server] {} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        );
         let mut r = (self.status, axum::Json(self.body())).into_response();
         if let Some(secs) = self.retry_after {
             r.headers_mut()

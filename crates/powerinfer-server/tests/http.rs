@@ -1,8 +1,12 @@
 //! The server over real HTTP on loopback: answers, streaming, logprobs, stop strings,
 //! every error's status and shape, the queue, and requests side by side.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+
+use common::client::request;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -40,56 +44,6 @@ fn start(edit: impl FnOnce(&mut ServerConfig)) -> SocketAddr {
         });
     });
     rx.recv().unwrap()
-}
-
-/// One HTTP/1.1 request; returns the status, the headers and the (de-chunked) body.
-fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[&str],
-    body: &[u8],
-) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for h in headers {
-        head.push_str(h);
-        head.push_str("\r\n");
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let raw = String::from_utf8(raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    (status, head.to_string(), body)
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    loop {
-        let (size, rest) = body.split_once("\r\n").unwrap();
-        let n = usize::from_str_radix(size.trim(), 16).unwrap();
-        if n == 0 {
-            return out;
-        }
-        out.push_str(&rest[..n]);
-        body = &rest[n + 2..];
-    }
 }
 
 fn post(addr: SocketAddr, path: &str, body: &Value) -> (u16, Value) {
@@ -405,5 +359,58 @@ fn parallel_requests_match_the_same_request_alone_and_the_queue_is_bounded() {
     assert!(
         results.iter().all(|r| r.0 == 200 || r.0 == 429),
         "{results:?}"
+    );
+}
+
+/// `/health` says 503 while the only slot is taken and no queue is allowed; a client
+/// that disconnects mid-stream cancels its generation, which frees the slot long before
+/// the answer would have finished.
+#[test]
+fn health_tracks_the_slots_and_a_disconnect_cancels_the_generation() {
+    let addr = start(|c| {
+        c.parallel = 1;
+        c.queue = 0;
+    });
+    let long = chat(
+        "Tell me a long story about a dragon.",
+        json!({"max_tokens": 200, "stream": true}),
+    );
+    // How long the whole answer takes, streamed to the end.
+    let t0 = std::time::Instant::now();
+    let (status, _, _) = request(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        &[],
+        long.to_string().as_bytes(),
+    );
+    assert_eq!(status, 200);
+    let full = t0.elapsed();
+    // The same request, dropped after its first bytes.
+    let mut s = TcpStream::connect(addr).unwrap();
+    let body = long.to_string();
+    write!(
+        s,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut first = [0u8; 64];
+    s.read_exact(&mut first).unwrap();
+    let (busy, _, _) = request(addr, "GET", "/health", &[], b"");
+    assert_eq!(busy, 503, "the slot is taken and the queue is 0");
+    drop(s);
+    let t1 = std::time::Instant::now();
+    while request(addr, "GET", "/health", &[], b"").0 != 200 {
+        assert!(
+            t1.elapsed() < full,
+            "the slot was not freed before the answer would have ended"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        t1.elapsed() < full / 2,
+        "freed after {:?} (a full answer takes {full:?})",
+        t1.elapsed()
     );
 }
