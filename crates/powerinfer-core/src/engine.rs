@@ -306,7 +306,13 @@ impl Engine {
         params: &GenerateParams,
     ) -> Result<Generation<'_>, EngineError> {
         self.check_prompt(&tokens)?;
-        Generation::start(EngineRef::Borrowed(self), self.session()?, tokens, params)
+        Generation::start(
+            EngineRef::Borrowed(self),
+            self.session()?,
+            tokens,
+            params,
+            0,
+        )
     }
 
     /// [`Engine::generate_tokens`] on an engine shared through an `Arc`: the generation
@@ -321,7 +327,42 @@ impl Engine {
         let mut session =
             Session::shared(Arc::clone(&self.model), self.kernels.clone(), self.ctx_len)?;
         session.set_hybrid(self.hybrid.clone())?;
-        Generation::start(EngineRef::Shared(Arc::clone(self)), session, tokens, params)
+        Generation::start(
+            EngineRef::Shared(Arc::clone(self)),
+            session,
+            tokens,
+            params,
+            0,
+        )
+    }
+
+    /// [`Engine::generate_shared`] in a session kept from an earlier generation (see
+    /// [`Generation::into_session`]): the positions it can reuse for `tokens`
+    /// ([`Session::reusable_prefix`]) are not computed again, so a chat continued with the
+    /// same history prefills only what is new. The result is exactly that of a fresh
+    /// session. The session must have run `params.policy` (its cached keys and values
+    /// depend on it): pool sessions per policy.
+    pub fn generate_continuing(
+        self: &Arc<Self>,
+        session: Session<'static>,
+        tokens: Vec<u32>,
+        params: &GenerateParams,
+    ) -> Result<Generation<'static>, EngineError> {
+        self.check_prompt(&tokens)?;
+        if session.ctx_len() != self.ctx_len || !std::ptr::eq(session.model(), self.model.as_ref())
+        {
+            return Err(EngineError::Model(ModelError::Policy(
+                "a session from another engine or context length cannot be continued".into(),
+            )));
+        }
+        let keep = session.reusable_prefix(&tokens);
+        Generation::start(
+            EngineRef::Shared(Arc::clone(self)),
+            session,
+            tokens,
+            params,
+            keep,
+        )
     }
 
     fn check_prompt(&self, tokens: &[u32]) -> Result<(), EngineError> {
@@ -362,9 +403,11 @@ impl<'e> Generation<'e> {
         mut session: Session<'e>,
         tokens: Vec<u32>,
         params: &GenerateParams,
+        keep: usize,
     ) -> Result<Generation<'e>, EngineError> {
         let start = Instant::now();
-        let logits = session.forward(&tokens, &params.policy)?;
+        session.truncate(keep);
+        let logits = session.forward(&tokens[keep..], &params.policy)?;
         let prefill = start.elapsed();
         session.reset_stats();
         let mut sampler = Sampler::new(params.sampler.clone());
@@ -383,6 +426,7 @@ impl<'e> Generation<'e> {
             top_logprobs: params.top_logprobs,
             stats: GenerationStats {
                 prompt_tokens: tokens.len(),
+                reused_tokens: keep,
                 generated: 0,
                 decode_steps: 0,
                 prefill,
@@ -444,6 +488,8 @@ impl Pending {
 pub struct GenerationStats {
     /// Tokens in the prompt.
     pub prompt_tokens: usize,
+    /// Of those, how many a continued session had cached (not prefilled again).
+    pub reused_tokens: usize,
     /// Tokens generated (yielded by the iterator).
     pub generated: usize,
     /// Decode steps run (forward passes of one token), which the decode rate counts:
@@ -460,9 +506,9 @@ pub struct GenerationStats {
 }
 
 impl GenerationStats {
-    /// Prompt tokens per second.
+    /// Prompt tokens prefilled per second (reused ones not counted).
     pub fn prefill_tok_s(&self) -> f64 {
-        self.prompt_tokens as f64 / self.prefill.as_secs_f64().max(1e-9)
+        (self.prompt_tokens - self.reused_tokens) as f64 / self.prefill.as_secs_f64().max(1e-9)
     }
 
     /// Decode steps per second.
@@ -484,6 +530,14 @@ pub struct Generation<'e> {
     top_logprobs: usize,
     history: Vec<u32>,
     stats: GenerationStats,
+}
+
+impl<'e> Generation<'e> {
+    /// Ends the generation and returns its session (the prompt and the tokens generated
+    /// so far cached), to continue it later with [`Engine::generate_continuing`].
+    pub fn into_session(self) -> Session<'e> {
+        self.session
+    }
 }
 
 impl Generation<'_> {

@@ -348,3 +348,56 @@ fn token_logprobs_match_scoring_the_sequence() {
         assert_eq!(s.top[0].0, t.id);
     }
 }
+
+/// A chat continued in the session of its first turn prefills only what the session
+/// cannot reuse, and answers exactly as a fresh session does (dense and sparse).
+#[test]
+fn a_continued_chat_reuses_its_prefix_and_answers_as_a_fresh_session() {
+    use powerinfer_core::tokenizer::{ChatMessage, ChatRole};
+    powerinfer_assets::ensure_assets().unwrap();
+    let opts = EngineOptions {
+        ctx_len: 256,
+        ..EngineOptions::default()
+    };
+    let engine =
+        std::sync::Arc::new(Engine::load(powerinfer_assets::default_model_path(), &opts).unwrap());
+    let tok = engine.tokenizer();
+    let botchan = std::fs::read_to_string(powerinfer_assets::data_path("botchan.txt")).unwrap();
+    let sparse = engine.calibrated_policy(&botchan[..4000], 0.4).unwrap();
+    for policy in [powerinfer_core::FfnPolicy::Dense, sparse] {
+        let params = GenerateParams {
+            max_tokens: 12,
+            policy,
+            ..GenerateParams::default()
+        };
+        let q1 = ChatMessage::new(ChatRole::User, "What is the capital of France?");
+        let first = tok.chat_conversation(&[q1]).unwrap();
+        let mut g = engine.generate_shared(first.clone(), &params).unwrap();
+        let answer: Vec<_> = g.by_ref().map(Result::unwrap).collect();
+        let text: String = answer.iter().map(|t| t.text.as_str()).collect();
+        let session = g.into_session();
+        // The prompt and the answer are cached (the last token too, unless the limit
+        // stopped the generation before feeding it).
+        let cached = session.tokens().count();
+        assert!((first.len() + answer.len() - 1..=first.len() + answer.len()).contains(&cached));
+        let turns = [
+            q1,
+            ChatMessage::new(ChatRole::Assistant, &text),
+            ChatMessage::new(ChatRole::User, "And of Italy?"),
+        ];
+        let second = tok.chat_conversation(&turns).unwrap();
+        let fresh: Vec<u32> = engine
+            .generate_shared(second.clone(), &params)
+            .unwrap()
+            .map(|t| t.unwrap().id)
+            .collect();
+        let mut cont = engine
+            .generate_continuing(session, second, &params)
+            .unwrap();
+        let continued: Vec<u32> = cont.by_ref().map(|t| t.unwrap().id).collect();
+        assert_eq!(continued, fresh, "{:?}", params.policy);
+        // The first turn's prompt came from a batched prefill and is reused; its answer
+        // came from decode steps and is computed again.
+        assert_eq!(cont.stats().reused_tokens, first.len());
+    }
+}

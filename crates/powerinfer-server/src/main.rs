@@ -45,6 +45,9 @@ struct Args {
     /// Require `Authorization: Bearer <key>`.
     #[arg(long)]
     api_key: Option<String>,
+    /// Finished sessions kept so that continued chats reuse their KV caches (0 = none).
+    #[arg(long, default_value_t = 4)]
+    cached_sessions: usize,
     /// Seconds a request may wait for a slot (then 503).
     #[arg(long, default_value_t = 30)]
     queue_timeout: u64,
@@ -77,6 +80,7 @@ async fn main() -> Result<()> {
     );
     config.parallel = args.parallel.max(1);
     config.queue = args.queue;
+    config.cached_sessions = args.cached_sessions;
     config.api_key = args.api_key.clone();
     config.default_policy = args.policy.clone();
     config.queue_timeout = Duration::from_secs(args.queue_timeout);

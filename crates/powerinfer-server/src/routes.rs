@@ -165,6 +165,9 @@ async fn start(
 ) -> Result<tokio::sync::mpsc::Receiver<Event>, ApiError> {
     let slot = s.slot().await?;
     let spec = req.powerinfer.as_ref().and_then(|p| p.policy.clone());
+    let policy_key = spec
+        .clone()
+        .unwrap_or_else(|| s.config.default_policy.clone());
     let state = Arc::clone(s);
     params.policy = tokio::task::spawn_blocking(move || state.policy(spec.as_deref()))
         .await
@@ -174,8 +177,14 @@ async fn start(
         params,
         stops: req.stop.strings(),
         deadline: Instant::now() + s.config.request_timeout,
+        policy_key,
     };
-    Ok(run::spawn(Arc::clone(&s.engine), job, slot))
+    Ok(run::spawn(
+        Arc::clone(&s.engine),
+        Arc::clone(&s.sessions),
+        job,
+        slot,
+    ))
 }
 
 fn now() -> u64 {
@@ -193,7 +202,8 @@ fn id(prefix: &str) -> String {
 
 fn usage(sum: &Summary) -> Value {
     json!({"prompt_tokens": sum.prompt_tokens, "completion_tokens": sum.completion_tokens,
-           "total_tokens": sum.prompt_tokens + sum.completion_tokens})
+           "total_tokens": sum.prompt_tokens + sum.completion_tokens,
+           "prompt_tokens_details": {"cached_tokens": sum.cached_tokens}})
 }
 
 fn report(sum: &Summary) -> Value {

@@ -12,6 +12,7 @@ use powerinfer_core::{Engine, EngineError, GenerateParams, Token};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use crate::error::ApiError;
+use crate::state::SessionPool;
 
 /// What a generation sends back.
 #[derive(Debug)]
@@ -42,6 +43,8 @@ pub struct Summary {
     pub ffn_density: f64,
     /// Decode tokens per second.
     pub decode_tok_s: f64,
+    /// Prompt tokens a cached session already held (not prefilled again).
+    pub cached_tokens: usize,
 }
 
 /// A generation to run.
@@ -54,15 +57,22 @@ pub struct Job {
     pub stops: Vec<String>,
     /// When to stop regardless.
     pub deadline: Instant,
+    /// The policy string the session pool files this generation's session under.
+    pub policy_key: String,
 }
 
 /// Starts `job` on a blocking thread holding `slot` until it ends; events arrive on the
 /// returned channel.
-pub fn spawn(engine: Arc<Engine>, job: Job, slot: OwnedSemaphorePermit) -> mpsc::Receiver<Event> {
+pub fn spawn(
+    engine: Arc<Engine>,
+    pool: Arc<SessionPool>,
+    job: Job,
+    slot: OwnedSemaphorePermit,
+) -> mpsc::Receiver<Event> {
     let (tx, rx) = mpsc::channel(64);
     tokio::task::spawn_blocking(move || {
         let _slot = slot;
-        if let Err(e) = generate(&engine, job, &tx) {
+        if let Err(e) = generate(&engine, &pool, job, &tx) {
             let _ = tx.blocking_send(Event::Failed(e));
         }
     });
@@ -79,12 +89,19 @@ fn engine_error(e: EngineError) -> ApiError {
     }
 }
 
-fn generate(engine: &Arc<Engine>, job: Job, tx: &mpsc::Sender<Event>) -> Result<(), ApiError> {
+fn generate(
+    engine: &Arc<Engine>,
+    pool: &SessionPool,
+    job: Job,
+    tx: &mpsc::Sender<Event>,
+) -> Result<(), ApiError> {
     let prompt_tokens = job.tokens.len();
     let max_tokens = job.params.max_tokens;
-    let mut generation = engine
-        .generate_shared(job.tokens, &job.params)
-        .map_err(engine_error)?;
+    let mut generation = match pool.take(&job.policy_key, &job.tokens) {
+        Some(session) => engine.generate_continuing(session, job.tokens, &job.params),
+        None => engine.generate_shared(job.tokens, &job.params),
+    }
+    .map_err(engine_error)?;
     let hold = job.stops.iter().map(String::len).max().unwrap_or(1).max(1) - 1;
     let (mut text, mut sent, mut pending) = (String::new(), 0usize, Vec::new());
     let mut finish = None;
@@ -140,12 +157,16 @@ fn generate(engine: &Arc<Engine>, job: Job, tx: &mpsc::Sender<Event>) -> Result<
         }
     }
     let density = &stats.ffn_density;
+    let cached_tokens = stats.reused_tokens;
+    // The session (prompt and answer cached) stays for a continuation of this chat.
+    pool.put(job.policy_key, generation.into_session());
     let _ = tx.blocking_send(Event::Done(Summary {
         finish_reason: finish,
         prompt_tokens,
         completion_tokens,
         ffn_density: density.iter().sum::<f64>() / density.len().max(1) as f64,
         decode_tok_s: stats.decode_tok_s(),
+        cached_tokens,
     }));
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use powerinfer_core::{Engine, FfnPolicy, PolicySpec};
+use powerinfer_core::{Engine, FfnPolicy, PolicySpec, Session};
 use powerinfer_predictor::PredictorSet;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -35,11 +35,13 @@ pub struct ServerConfig {
     pub queue_timeout: Duration,
     /// Longest a generation may run; it then ends with `finish_reason: "length"`.
     pub request_timeout: Duration,
+    /// Finished sessions kept for continuing conversations (their KV caches), per server.
+    pub cached_sessions: usize,
 }
 
 impl ServerConfig {
     /// Defaults for serving `model_id`: 1 slot, a queue of 16, dense, 1 MiB bodies,
-    /// 30 s in the queue, 300 s per generation.
+    /// 30 s in the queue, 300 s per generation, 4 cached sessions.
     pub fn new(model_id: impl Into<String>) -> ServerConfig {
         ServerConfig {
             model_id: model_id.into(),
@@ -52,6 +54,7 @@ impl ServerConfig {
             body_limit: 1 << 20,
             queue_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(300),
+            cached_sessions: 4,
         }
     }
 }
@@ -65,6 +68,38 @@ pub struct AppState {
     slots: Arc<Semaphore>,
     waiting: AtomicUsize,
     policies: Mutex<HashMap<String, FfnPolicy>>,
+    /// The session pool.
+    pub sessions: Arc<SessionPool>,
+}
+
+/// Finished sessions, each with the policy it ran, kept so that a conversation continued
+/// with the same history reuses their KV caches (most recent last).
+pub struct SessionPool {
+    capacity: usize,
+    sessions: Mutex<Vec<(String, Session<'static>)>>,
+}
+
+impl SessionPool {
+    /// Takes the session that can reuse the most of `tokens` under `policy`, if any.
+    pub fn take(&self, policy: &str, tokens: &[u32]) -> Option<Session<'static>> {
+        let mut pool = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let (at, _) = pool
+            .iter()
+            .enumerate()
+            .filter(|(_, (p, _))| p == policy)
+            .map(|(i, (_, s))| (i, s.reusable_prefix(tokens)))
+            .filter(|&(_, n)| n > 0)
+            .max_by_key(|&(i, n)| (n, i))?;
+        Some(pool.remove(at).1)
+    }
+
+    /// Keeps `session` (ran under `policy`), dropping the oldest past the capacity.
+    pub fn put(&self, policy: String, session: Session<'static>) {
+        let mut pool = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        pool.push((policy, session));
+        let excess = pool.len().saturating_sub(self.capacity);
+        pool.drain(..excess);
+    }
 }
 
 impl AppState {
@@ -73,9 +108,13 @@ impl AppState {
         AppState {
             slots: Arc::new(Semaphore::new(config.parallel.max(1))),
             engine,
-            config,
             waiting: AtomicUsize::new(0),
             policies: Mutex::new(HashMap::new()),
+            sessions: Arc::new(SessionPool {
+                capacity: config.cached_sessions,
+                sessions: Mutex::new(Vec::new()),
+            }),
+            config,
         }
     }
 

@@ -414,3 +414,28 @@ fn health_tracks_the_slots_and_a_disconnect_cancels_the_generation() {
         t1.elapsed()
     );
 }
+
+/// A conversation continued with the same history reuses the first turn's KV cache
+/// (reported as `usage.prompt_tokens_details.cached_tokens`) and answers exactly as a
+/// server that keeps no sessions.
+#[test]
+fn a_continued_chat_reuses_the_cache_and_answers_the_same() {
+    let pooled = start(|_| {});
+    let plain = start(|c| c.cached_sessions = 0);
+    let q1 = json!({"role": "user", "content": "What is the capital of France?"});
+    let body = |messages: Value| json!({"messages": messages, "temperature": 0, "max_tokens": 16});
+    let (_, first) = post(pooled, "/v1/chat/completions", &body(json!([q1])));
+    assert_eq!(first["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+    let answer = content(&first);
+    let turn2 = body(
+        json!([q1, {"role": "assistant", "content": answer}, {"role": "user", "content": "And of Italy?"}]),
+    );
+    let (_, continued) = post(pooled, "/v1/chat/completions", &turn2);
+    let (_, fresh) = post(plain, "/v1/chat/completions", &turn2);
+    assert_eq!(content(&continued), content(&fresh));
+    let cached = continued["usage"]["prompt_tokens_details"]["cached_tokens"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(cached, first["usage"]["prompt_tokens"].as_u64().unwrap());
+    assert_eq!(fresh["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+}

@@ -139,6 +139,9 @@ pub struct Session<'m> {
     predict: PredictScratch,
     input: Option<InputMode>,
     hybrid: Option<Arc<Hybrid>>,
+    /// The token of every cached position, and whether it was computed in a batch of two
+    /// or more (the prefill arithmetic, which a fresh prefill reproduces exactly).
+    history: Vec<(u32, bool)>,
 }
 
 impl<'m> Session<'m> {
@@ -178,6 +181,7 @@ impl<'m> Session<'m> {
             predict: PredictScratch::default(),
             input: None,
             hybrid: None,
+            history: Vec::new(),
         })
     }
 
@@ -243,11 +247,33 @@ impl<'m> Session<'m> {
     /// Forgets the sequence (and keeps the statistics).
     pub fn reset(&mut self) {
         self.cache.clear();
+        self.history.clear();
     }
 
     /// Drops cached positions from `len` on.
     pub fn truncate(&mut self, len: usize) {
         self.cache.truncate(len);
+        self.history.truncate(len);
+    }
+
+    /// The token ids of the cached positions, in order.
+    pub fn tokens(&self) -> impl Iterator<Item = u32> + '_ {
+        self.history.iter().map(|&(t, _)| t)
+    }
+
+    /// How many leading positions of `tokens` this session can keep so that feeding
+    /// the rest gives exactly what a fresh prefill of all of `tokens` gives: the common
+    /// prefix, limited to positions computed in batches (decode steps use other
+    /// arithmetic) and leaving at least two tokens to feed (a batch, as a fresh prefill
+    /// would), or 0.
+    pub fn reusable_prefix(&self, tokens: &[u32]) -> usize {
+        let common = self
+            .history
+            .iter()
+            .zip(tokens)
+            .take_while(|((cached, batched), t)| cached == *t && *batched)
+            .count();
+        common.min(tokens.len().saturating_sub(2))
     }
 
     /// FFN density statistics since the last [`Session::reset_stats`].
@@ -407,6 +433,8 @@ impl<'m> Session<'m> {
             self.ffn(li, layer, policy, &mut x, observer.as_deref_mut())?;
         }
         self.cache.set_len(pos0 + n);
+        self.history.truncate(pos0);
+        self.history.extend(tokens.iter().map(|&t| (t, n >= 2)));
         self.stats.tokens += n as u64;
         if let Some(mode) = &mut self.input {
             mode.end_pass(n);
