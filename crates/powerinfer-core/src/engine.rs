@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use powerinfer_kernels::{Isa, KernelError, Kernels, WType};
 
+use crate::handle::Handle;
 use crate::hybrid::{Hybrid, HybridSpec};
 use crate::sampler::{Logprobs, Sampler, SamplerParams};
 use crate::tokenizer::{TokenDecoder, Tokenizer, TokenizerError};
@@ -306,13 +307,7 @@ impl Engine {
         params: &GenerateParams,
     ) -> Result<Generation<'_>, EngineError> {
         self.check_prompt(&tokens)?;
-        Generation::start(
-            EngineRef::Borrowed(self),
-            self.session()?,
-            tokens,
-            params,
-            0,
-        )
+        Generation::start(Handle::Borrowed(self), self.session()?, tokens, params, 0)
     }
 
     /// [`Engine::generate_tokens`] on an engine shared through an `Arc`: the generation
@@ -327,13 +322,7 @@ impl Engine {
         let mut session =
             Session::shared(Arc::clone(&self.model), self.kernels.clone(), self.ctx_len)?;
         session.set_hybrid(self.hybrid.clone())?;
-        Generation::start(
-            EngineRef::Shared(Arc::clone(self)),
-            session,
-            tokens,
-            params,
-            0,
-        )
+        Generation::start(Handle::Shared(Arc::clone(self)), session, tokens, params, 0)
     }
 
     /// [`Engine::generate_shared`] in a session kept from an earlier generation (see
@@ -357,7 +346,7 @@ impl Engine {
         }
         let keep = session.reusable_prefix(&tokens);
         Generation::start(
-            EngineRef::Shared(Arc::clone(self)),
+            Handle::Shared(Arc::clone(self)),
             session,
             tokens,
             params,
@@ -380,21 +369,7 @@ impl Engine {
 }
 
 /// How a generation holds its engine: borrowed, or shared (an owning generation).
-enum EngineRef<'e> {
-    Borrowed(&'e Engine),
-    Shared(Arc<Engine>),
-}
-
-impl std::ops::Deref for EngineRef<'_> {
-    type Target = Engine;
-
-    fn deref(&self) -> &Engine {
-        match self {
-            EngineRef::Borrowed(e) => e,
-            EngineRef::Shared(e) => e,
-        }
-    }
-}
+type EngineRef<'e> = Handle<'e, Engine>;
 
 impl<'e> Generation<'e> {
     /// Prefills `tokens` in `session` and samples the first token.

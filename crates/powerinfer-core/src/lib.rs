@@ -70,6 +70,7 @@ pub mod engine;
 mod error;
 pub mod eval;
 pub mod gguf;
+mod handle;
 pub mod hybrid;
 pub mod input_sparsity;
 mod kv_cache;

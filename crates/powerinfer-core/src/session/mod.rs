@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::config::Arch;
 use crate::error::KernelContext;
 use crate::gguf::TensorInfo;
+use crate::handle::Handle;
 use crate::hybrid::Hybrid;
 use crate::input_sparsity::{InputMode, InputSparsity, Proj};
 use crate::kv_cache::KvCache;
@@ -93,24 +94,9 @@ pub struct FfnObservation<'a> {
 /// computed, with no second pass.
 pub type FfnObserver<'a> = dyn FnMut(&FfnObservation) + Send + 'a;
 
-/// How a session holds its model: borrowed (the usual, zero-cost case) or shared through
-/// an `Arc` (a session that must own what it uses, to move into a task).
-#[derive(Clone, Debug)]
-enum ModelRef<'m> {
-    Borrowed(&'m Model),
-    Shared(Arc<Model>),
-}
-
-impl std::ops::Deref for ModelRef<'_> {
-    type Target = Model;
-
-    fn deref(&self) -> &Model {
-        match self {
-            ModelRef::Borrowed(m) => m,
-            ModelRef::Shared(m) => m,
-        }
-    }
-}
+/// How a session holds its model: borrowed (the usual case) or shared (a session that
+/// owns what it uses, to move into a task).
+type ModelRef<'m> = Handle<'m, Model>;
 
 impl Session<'static> {
     /// A session that shares ownership of `model`: it borrows nothing, so it can move
@@ -120,7 +106,7 @@ impl Session<'static> {
         kernels: Kernels,
         ctx_len: usize,
     ) -> Result<Session<'static>, ModelError> {
-        Session::with_model(ModelRef::Shared(model), kernels, ctx_len)
+        Session::with_model(Handle::Shared(model), kernels, ctx_len)
     }
 }
 
@@ -153,7 +139,7 @@ impl<'m> Session<'m> {
         kernels: Kernels,
         ctx_len: usize,
     ) -> Result<Session<'m>, ModelError> {
-        Session::with_model(ModelRef::Borrowed(model), kernels, ctx_len)
+        Session::with_model(Handle::Borrowed(model), kernels, ctx_len)
     }
 
     fn with_model(
