@@ -98,6 +98,10 @@ pub struct GenerateParams {
     /// How many most likely alternatives each [`Token`] reports with their
     /// log-probabilities (0 = none; the token's own log-probability is always there).
     pub top_logprobs: usize,
+    /// Score the prompt too, with this many alternatives per token: the prefill then
+    /// computes every position's logits ([`Generation::prompt_logprobs`]), in the same
+    /// pass that yields the first token.
+    pub prompt_logprobs: Option<usize>,
 }
 
 impl Default for GenerateParams {
@@ -109,6 +113,7 @@ impl Default for GenerateParams {
             chat: false,
             system: None,
             top_logprobs: 0,
+            prompt_logprobs: None,
         }
     }
 }
@@ -244,6 +249,17 @@ impl Engine {
         self.check_prompt(tokens)?;
         let mut session = self.session()?;
         let logits = session.forward_all(tokens, policy)?;
+        self.score(tokens, &logits, top)
+    }
+
+    /// The log-probability of each of `tokens[1..]` under the logit row before it
+    /// (`logits` holds one row per token), with `top` alternatives.
+    fn score(
+        &self,
+        tokens: &[u32],
+        logits: &[f32],
+        top: usize,
+    ) -> Result<Vec<Logprobs>, EngineError> {
         let vocab = self.model.config().vocab;
         tokens
             .iter()
@@ -381,8 +397,27 @@ impl<'e> Generation<'e> {
         keep: usize,
     ) -> Result<Generation<'e>, EngineError> {
         let start = Instant::now();
+        // Scoring the prompt needs every position's logits: nothing cached is reused.
+        let keep = if params.prompt_logprobs.is_some() {
+            0
+        } else {
+            keep
+        };
         session.truncate(keep);
-        let logits = session.forward(&tokens[keep..], &params.policy)?;
+        let (logits, prompt_logprobs) = match params.prompt_logprobs {
+            // One pass gives the prompt's scores and, from its last row (the same
+            // arithmetic as `forward`'s), the first token.
+            Some(top) => {
+                let mut all = session.forward_all(&tokens, &params.policy)?;
+                let scored = engine.score(&tokens, &all, top)?;
+                let vocab = engine.model.config().vocab;
+                (all.split_off(all.len() - vocab), scored)
+            }
+            None => (
+                session.forward(&tokens[keep..], &params.policy)?,
+                Vec::new(),
+            ),
+        };
         let prefill = start.elapsed();
         session.reset_stats();
         let mut sampler = Sampler::new(params.sampler.clone());
@@ -399,6 +434,7 @@ impl<'e> Generation<'e> {
             remaining: params.max_tokens,
             next: first,
             top_logprobs: params.top_logprobs,
+            prompt_logprobs,
             stats: GenerationStats {
                 prompt_tokens: tokens.len(),
                 reused_tokens: keep,
@@ -503,11 +539,19 @@ pub struct Generation<'e> {
     /// The token sampled but not yet yielded (`None` once the generation is over).
     next: Option<Pending>,
     top_logprobs: usize,
+    prompt_logprobs: Vec<Logprobs>,
     history: Vec<u32>,
     stats: GenerationStats,
 }
 
 impl<'e> Generation<'e> {
+    /// With [`GenerateParams::prompt_logprobs`], the scores of the prompt's tokens after
+    /// the first (entry `p` is for prompt token `p + 1`), as [`Engine::prompt_logprobs`]
+    /// computes them; empty otherwise.
+    pub fn prompt_logprobs(&self) -> &[Logprobs] {
+        &self.prompt_logprobs
+    }
+
     /// Ends the generation and returns its session (the prompt and the tokens generated
     /// so far cached), to continue it later with [`Engine::generate_continuing`].
     pub fn into_session(self) -> Session<'e> {

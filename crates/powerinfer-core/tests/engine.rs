@@ -347,6 +347,19 @@ fn token_logprobs_match_scoring_the_sequence() {
         assert!((s.logprob - t.logprob).abs() < 1e-3, "{k}: {s:?} vs {t:?}");
         assert_eq!(s.top[0].0, t.id);
     }
+    // Scoring the prompt in the generation's own prefill gives the same scores as a
+    // separate pass, and the same tokens as a generation that does not score it.
+    let scoring = GenerateParams {
+        prompt_logprobs: Some(3),
+        ..params.clone()
+    };
+    let mut g = engine.generate_tokens(prompt.clone(), &scoring).unwrap();
+    assert_eq!(
+        g.prompt_logprobs(),
+        engine.prompt_logprobs(&prompt, &params.policy, 3).unwrap()
+    );
+    let ids: Vec<u32> = g.by_ref().map(|t| t.unwrap().id).collect();
+    assert_eq!(ids, tokens.iter().map(|t| t.id).collect::<Vec<_>>());
 }
 
 /// A chat continued in the session of its first turn prefills only what the session

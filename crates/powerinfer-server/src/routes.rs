@@ -326,19 +326,12 @@ pub async fn completions(
     }
     let mut sampling = req.sampling.clone();
     sampling.max_tokens = sampling.max_tokens.or(Some(16));
-    let params = params(&s, &sampling, tokens.len(), top)?;
-    // The prompt's own logprobs (echo): one batched pass, like lm-eval's loglikelihood.
-    let prompt_lp = if req.echo && req.logprobs.is_some() {
-        let (state, t, policy) = (Arc::clone(&s), tokens.clone(), params.policy.clone());
-        Some(
-            tokio::task::spawn_blocking(move || state.engine.prompt_logprobs(&t, &policy, top))
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))?
-                .map_err(|e| ApiError::internal(e.to_string()))?,
-        )
-    } else {
-        None
-    };
+    let mut params = params(&s, &sampling, tokens.len(), top)?;
+    // The prompt's own logprobs (echo), like lm-eval's loglikelihood: scored by the
+    // generation's own prefill, under the request's policy and inside its slot.
+    if req.echo && req.logprobs.is_some() {
+        params.prompt_logprobs = Some(top);
+    }
     let rx = start(&s, &sampling, tokens.clone(), params).await?;
     let (text, generated, sum) = collect(rx).await?;
     let piece = |id: u32| tok.decode(&[id]).unwrap_or_default();
@@ -359,10 +352,7 @@ pub async fn completions(
     let mut out_text = String::new();
     if req.echo {
         for (k, &id) in tokens.iter().enumerate() {
-            let scored = prompt_lp
-                .as_ref()
-                .zip(k.checked_sub(1))
-                .and_then(|(p, j)| p.get(j));
+            let scored = k.checked_sub(1).and_then(|j| sum.prompt_logprobs.get(j));
             push(
                 piece(id),
                 scored.map(|x| x.logprob),

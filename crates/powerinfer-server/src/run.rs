@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use powerinfer_core::sampler::Logprobs;
 use powerinfer_core::{Engine, EngineError, GenerateParams, Token};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
@@ -45,6 +46,8 @@ pub struct Summary {
     pub decode_tok_s: f64,
     /// Prompt tokens a cached session already held (not prefilled again).
     pub cached_tokens: usize,
+    /// The prompt's scores when the job asked for them (`GenerateParams::prompt_logprobs`).
+    pub prompt_logprobs: Vec<Logprobs>,
 }
 
 /// A generation to run.
@@ -102,6 +105,7 @@ fn generate(
         None => engine.generate_shared(job.tokens, &job.params),
     }
     .map_err(engine_error)?;
+    let prompt_logprobs = generation.prompt_logprobs().to_vec();
     let hold = job.stops.iter().map(String::len).max().unwrap_or(1).max(1) - 1;
     let (mut text, mut sent, mut pending) = (String::new(), 0usize, Vec::new());
     let mut finish = None;
@@ -167,6 +171,7 @@ fn generate(
         ffn_density: density.iter().sum::<f64>() / density.len().max(1) as f64,
         decode_tok_s: stats.decode_tok_s(),
         cached_tokens,
+        prompt_logprobs,
     }));
     Ok(())
 }

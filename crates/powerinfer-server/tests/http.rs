@@ -10,7 +10,7 @@ use common::client::request;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use powerinfer_core::{Engine, EngineOptions, FfnPolicy};
+use powerinfer_core::{Engine, EngineOptions, FfnPolicy, PolicySpec};
 use powerinfer_server::{ServerConfig, calibration_tokens, router, serve};
 use serde_json::{Value, json};
 
@@ -152,6 +152,31 @@ fn completions_echo_logprobs_match_scoring_the_prompt() {
         );
     }
     assert_eq!(lp["top_logprobs"][1].as_object().unwrap().len(), 2);
+    // The request's policy scores the prompt too.
+    let (status, v) = post(
+        addr,
+        "/v1/completions",
+        &json!({"prompt": prompt, "max_tokens": 1, "temperature": 0, "echo": true, "logprobs": 0,
+                "powerinfer": {"policy": "threshold:0.5"}}),
+    );
+    assert_eq!(status, 200, "{v}");
+    let botchan = std::fs::read_to_string(powerinfer_assets::data_path("botchan.txt")).unwrap();
+    let calibration = calibration_tokens(&engine(), &botchan).unwrap();
+    let sparse = PolicySpec::Threshold(0.5)
+        .resolve(engine().model(), engine().kernels(), &calibration, None)
+        .unwrap();
+    let scored = engine().prompt_logprobs(&ids, &sparse, 0).unwrap();
+    let token_lps = v["choices"][0]["logprobs"]["token_logprobs"]
+        .as_array()
+        .unwrap();
+    for (k, s) in scored.iter().enumerate() {
+        let got = token_lps[k + 1].as_f64().unwrap() as f32;
+        assert!(
+            (got - s.logprob).abs() < 1e-5,
+            "{k}: {got} vs {}",
+            s.logprob
+        );
+    }
 }
 
 #[test]
