@@ -23,7 +23,7 @@ mod hybrid;
 mod size;
 use powerinfer::core::engine::{Engine, EngineOptions, GenerateParams};
 use powerinfer::core::sampler::SamplerParams;
-use powerinfer::core::{FfnPolicy, PolicySpec};
+use powerinfer::core::{FfnPolicy, PolicySpec, corpus};
 use powerinfer::kernels::{Isa, WType};
 use powerinfer::predictor::PredictorSet;
 use powerinfer_assets as assets;
@@ -185,14 +185,11 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// The first 256 tokens of data/botchan.txt, the calibration sample.
+/// The quick calibration sample of data/botchan.txt (`corpus::quick_sample`).
 fn calibration_tokens(engine: &Engine) -> Result<Vec<u32>> {
     assets::ensure_assets()?;
     let text = std::fs::read_to_string(assets::data_path("botchan.txt"))?;
-    let cut = text.char_indices().nth(4000).map_or(text.len(), |(i, _)| i);
-    let mut tokens = engine.tokenizer().encode(&text[..cut], false)?;
-    tokens.truncate(256);
-    Ok(tokens)
+    Ok(corpus::quick_sample(engine.tokenizer(), &text)?)
 }
 
 /// One of `powerinfer::core::POLICY_SPECS`; `predictor` alone reads the file train_predictor writes

@@ -14,6 +14,28 @@ pub const CALIBRATION_SHARE: f64 = 0.85;
 /// thresholds and operating points.
 pub const TRAINING_SHARE: f64 = 0.90;
 
+/// Characters of text the quick start-up calibration sample is cut from.
+pub const QUICK_SAMPLE_CHARS: usize = 4000;
+/// Tokens in the quick start-up calibration sample.
+pub const QUICK_SAMPLE_TOKENS: usize = 256;
+
+/// The quick calibration sample that `threshold:`/`static:` policies and quick split
+/// profiles use when a tool starts (generate, the server): the first
+/// [`QUICK_SAMPLE_TOKENS`] tokens of the first [`QUICK_SAMPLE_CHARS`] characters of
+/// `text`. One definition, so every tool calibrates a policy string the same way.
+pub fn quick_sample(
+    tokenizer: &crate::tokenizer::Tokenizer,
+    text: &str,
+) -> Result<Vec<u32>, crate::tokenizer::TokenizerError> {
+    let cut = text
+        .char_indices()
+        .nth(QUICK_SAMPLE_CHARS)
+        .map_or(text.len(), |(i, _)| i);
+    let mut tokens = tokenizer.encode(&text[..cut], false)?;
+    tokens.truncate(QUICK_SAMPLE_TOKENS);
+    Ok(tokens)
+}
+
 fn cut(tokens: &[u32], share: f64) -> usize {
     ((tokens.len() as f64) * share).round() as usize
 }

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use powerinfer_core::corpus::quick_sample;
 use powerinfer_core::{Engine, EngineOptions};
-use powerinfer_server::{ServerConfig, calibration_tokens, router, serve};
+use powerinfer_server::{ServerConfig, router, serve};
 use serde_json::{Value, json};
 
 #[derive(Parser, Debug)]
@@ -91,7 +92,7 @@ fn main() -> Result<()> {
     config.parallel = args.parallel;
     config.queue = args.clients * args.requests;
     let botchan = std::fs::read_to_string(powerinfer_assets::data_path("botchan.txt"))?;
-    config.calibration = calibration_tokens(&engine, &botchan)?;
+    config.calibration = quick_sample(engine.tokenizer(), &botchan)?;
     let app = router(engine, config);
     let rt = tokio::runtime::Runtime::new()?;
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;

@@ -39,18 +39,6 @@ pub fn router(engine: Arc<Engine>, config: ServerConfig) -> Router {
         .with_state(state)
 }
 
-/// Calibration tokens for `threshold`/`static` policies: the first 256 tokens of the
-/// first 4000 characters of `text` (e.g. data/botchan.txt).
-pub fn calibration_tokens(
-    engine: &Engine,
-    text: &str,
-) -> Result<Vec<u32>, powerinfer_core::tokenizer::TokenizerError> {
-    let cut = text.char_indices().nth(4000).map_or(text.len(), |(i, _)| i);
-    let mut tokens = engine.tokenizer().encode(&text[..cut], false)?;
-    tokens.truncate(256);
-    Ok(tokens)
-}
-
 /// Serves `router` on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
     axum::serve(listener, router).await

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use powerinfer_core::corpus::quick_sample;
 use powerinfer_core::{Engine, EngineOptions};
 use powerinfer_predictor::PredictorSet;
-use powerinfer_server::{ServerConfig, calibration_tokens, router, serve};
+use powerinfer_server::{ServerConfig, router, serve};
 
 #[derive(Parser, Debug)]
 #[command(about = "OpenAI-compatible HTTP server for a GGUF model (dense or activation-sparse)")]
@@ -93,7 +94,7 @@ async fn main() -> Result<()> {
     // Calibration text for threshold/static policies: the first 256 tokens of botchan.txt
     // when the workspace's data is there (it is fetched with the default model).
     if let Ok(text) = std::fs::read_to_string(powerinfer_assets::data_path("botchan.txt")) {
-        config.calibration = calibration_tokens(&engine, &text)?;
+        config.calibration = quick_sample(engine.tokenizer(), &text)?;
     }
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
         .await

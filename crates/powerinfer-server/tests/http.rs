@@ -10,8 +10,9 @@ use common::client::request;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use powerinfer_core::corpus::quick_sample;
 use powerinfer_core::{Engine, EngineOptions, FfnPolicy, PolicySpec};
-use powerinfer_server::{ServerConfig, calibration_tokens, router, serve};
+use powerinfer_server::{ServerConfig, router, serve};
 use serde_json::{Value, json};
 
 fn engine() -> Arc<Engine> {
@@ -31,7 +32,7 @@ fn engine() -> Arc<Engine> {
 fn start(edit: impl FnOnce(&mut ServerConfig)) -> SocketAddr {
     let mut config = ServerConfig::new("smollm2");
     let botchan = std::fs::read_to_string(powerinfer_assets::data_path("botchan.txt")).unwrap();
-    config.calibration = calibration_tokens(&engine(), &botchan).unwrap();
+    config.calibration = quick_sample(engine().tokenizer(), &botchan).unwrap();
     edit(&mut config);
     let app = router(engine(), config);
     let (tx, rx) = std::sync::mpsc::channel();
@@ -161,7 +162,7 @@ fn completions_echo_logprobs_match_scoring_the_prompt() {
     );
     assert_eq!(status, 200, "{v}");
     let botchan = std::fs::read_to_string(powerinfer_assets::data_path("botchan.txt")).unwrap();
-    let calibration = calibration_tokens(&engine(), &botchan).unwrap();
+    let calibration = quick_sample(engine().tokenizer(), &botchan).unwrap();
     let sparse = PolicySpec::Threshold(0.5)
         .resolve(engine().model(), engine().kernels(), &calibration, None)
         .unwrap();
