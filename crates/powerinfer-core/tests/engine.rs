@@ -321,7 +321,7 @@ fn token_logprobs_match_scoring_the_sequence() {
     std::fs::remove_file(&path).unwrap();
     let params = GenerateParams {
         max_tokens: 8,
-        top_logprobs: 3,
+        logprobs: Some(3),
         ..GenerateParams::default()
     };
     let prompt = engine.prompt_tokens("w5 w6", &params).unwrap();
@@ -339,12 +339,13 @@ fn token_logprobs_match_scoring_the_sequence() {
     let scored = engine.prompt_logprobs(&all, &params.policy, 3).unwrap();
     assert_eq!(scored.len(), all.len() - 1);
     for (k, t) in tokens.iter().enumerate() {
-        assert!(t.logprob <= 0.0);
-        assert_eq!(t.top_logprobs.len(), 3);
-        assert_eq!(t.top_logprobs[0].0, t.id, "greedy picks the most likely");
-        assert!((t.top_logprobs[0].1 - t.logprob).abs() < 1e-6);
+        let lp = t.logprobs.as_ref().unwrap();
+        assert!(lp.logprob <= 0.0);
+        assert_eq!(lp.top.len(), 3);
+        assert_eq!(lp.top[0].0, t.id, "greedy picks the most likely");
+        assert!((lp.top[0].1 - lp.logprob).abs() < 1e-6);
         let s = &scored[prompt.len() - 1 + k];
-        assert!((s.logprob - t.logprob).abs() < 1e-3, "{k}: {s:?} vs {t:?}");
+        assert!((s.logprob - lp.logprob).abs() < 1e-3, "{k}: {s:?} vs {t:?}");
         assert_eq!(s.top[0].0, t.id);
     }
     // Scoring the prompt in the generation's own prefill gives the same scores as a
@@ -360,6 +361,21 @@ fn token_logprobs_match_scoring_the_sequence() {
     );
     let ids: Vec<u32> = g.by_ref().map(|t| t.unwrap().id).collect();
     assert_eq!(ids, tokens.iter().map(|t| t.id).collect::<Vec<_>>());
+    // Not asked for, no token carries log-probabilities (none are computed).
+    let plain = GenerateParams {
+        logprobs: None,
+        ..params.clone()
+    };
+    let untouched: Vec<_> = engine
+        .generate_tokens(prompt.clone(), &plain)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(untouched.iter().all(|t| t.logprobs.is_none()));
+    assert_eq!(
+        untouched.iter().map(|t| t.id).collect::<Vec<_>>(),
+        tokens.iter().map(|t| t.id).collect::<Vec<_>>()
+    );
 }
 
 /// A chat continued in the session of its first turn prefills only what the session

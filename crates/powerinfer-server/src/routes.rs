@@ -101,7 +101,7 @@ fn params(
     s: &AppState,
     req: &Sampling,
     prompt: usize,
-    top_logprobs: usize,
+    logprobs: Option<usize>,
 ) -> Result<GenerateParams, ApiError> {
     if req.n.is_some_and(|n| n != 1) {
         return Err(ApiError::bad_request("only n = 1 is served", Some("n")));
@@ -151,7 +151,7 @@ fn params(
             seed: req.seed.unwrap_or(0),
             ..SamplerParams::default()
         },
-        top_logprobs,
+        logprobs,
         ..GenerateParams::default()
     })
 }
@@ -256,7 +256,7 @@ pub async fn chat(State(s): Shared, headers: HeaderMap, body: Body) -> Result<Re
         .tokenizer()
         .chat_conversation(&turns)
         .map_err(|e| ApiError::bad_request(e.to_string(), Some("messages")))?;
-    let params = params(&s, &req.sampling, tokens.len(), 0)?;
+    let params = params(&s, &req.sampling, tokens.len(), None)?;
     let rx = start(&s, &req.sampling, tokens, params).await?;
     let (cid, created, model) = (id("chatcmpl"), now(), s.config.model_id.clone());
     if req.sampling.stream.unwrap_or(false) {
@@ -326,7 +326,7 @@ pub async fn completions(
     }
     let mut sampling = req.sampling.clone();
     sampling.max_tokens = sampling.max_tokens.or(Some(16));
-    let mut params = params(&s, &sampling, tokens.len(), top)?;
+    let mut params = params(&s, &sampling, tokens.len(), req.logprobs)?;
     // The prompt's own logprobs (echo), like lm-eval's loglikelihood: scored by the
     // generation's own prefill, under the request's policy and inside its slot.
     if req.echo && req.logprobs.is_some() {
@@ -362,7 +362,12 @@ pub async fn completions(
         out_text.push_str(&req.prompt);
     }
     for t in &generated {
-        push(t.text.clone(), Some(t.logprob), Some(&t.top_logprobs));
+        let lp = t.logprobs.as_ref();
+        push(
+            t.text.clone(),
+            lp.map(|l| l.logprob),
+            lp.map(|l| l.top.as_slice()),
+        );
     }
     out_text.push_str(&text);
     let lp = json!({"tokens": tokens_out, "token_logprobs": lps, "top_logprobs": tops, "text_offset": offsets});
