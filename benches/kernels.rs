@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use powerinfer_kernels::{
-    Activation, BundledFfn, FfnScratch, Kernels, Matrix, Skip, WType, quantize_matrix,
+    Activation, BundledFfn, FfnScratch, Kernels, Matrix, PackedMatrix, Skip, WType, quantize_matrix,
 };
 
 const DENSITIES: [usize; 5] = [100, 50, 20, 10, 5];
@@ -52,6 +52,12 @@ fn kernels(c: &mut Criterion) {
             let mut y = vec![0f32; n_ff];
             g.throughput(Throughput::Bytes(bytes.len() as u64));
             g.bench_function("gemv", |b| b.iter(|| k.gemv(&m, &x, &mut y).expect("gemv")));
+            if PackedMatrix::supports(wtype) {
+                let p = PackedMatrix::pack(&m).expect("pack");
+                g.bench_function("gemv_packed", |b| {
+                    b.iter(|| k.gemv_packed(&p, &x, &mut y).expect("gemv_packed"))
+                });
+            }
             let mut scratch = FfnScratch::default();
             for d in DENSITIES {
                 let idx = spread(n_ff, d);

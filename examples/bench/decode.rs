@@ -7,7 +7,9 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use powerinfer::core::calibrate::thresholds_for_density;
 use powerinfer::core::sampler::argmax;
-use powerinfer::core::{FfnPolicy, Hybrid, LoadOptions, Model, Session, tokenizer::Tokenizer};
+use powerinfer::core::{
+    FfnPolicy, Hybrid, LoadOptions, Model, Packing, Prefill, Session, tokenizer::Tokenizer,
+};
 use powerinfer::kernels::{Kernels, WType};
 use powerinfer::predictor::PredictorSet;
 use powerinfer_assets as assets;
@@ -32,6 +34,15 @@ pub struct Args {
     /// FFN densities for the calibrated threshold policy, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "0.5,0.3,0.15")]
     densities: Vec<f64>,
+    /// Only the dense policy (no threshold or predictor rows).
+    #[arg(long)]
+    dense_only: bool,
+    /// Which matrices get a packed copy at load: all, attention, none.
+    #[arg(long, default_value = "all", value_parser = ["all", "attention", "none"])]
+    packing: String,
+    /// Prefill arithmetic: exact (f32) or int8 (the decode step's, over packed weights).
+    #[arg(long, default_value = "exact", value_parser = ["exact", "int8"])]
+    prefill: String,
     /// A predictor file (from `train_predictor`): adds `predictor` rows, on the model
     /// as loaded (4-bit models: the exact 4-bit transpose of the down projection) and,
     /// for 4-bit models, with the Q8_0 re-quantized transpose for comparison.
@@ -55,7 +66,23 @@ pub fn run(args: &Args) -> Result<()> {
             assets::default_model_path()
         }
     };
-    let model = Model::open(&path).with_context(|| format!("loading {}", path.display()))?;
+    let packing = match args.packing.as_str() {
+        "attention" => Packing::Attention,
+        "none" => Packing::None,
+        _ => Packing::All,
+    };
+    let prefill = match args.prefill.as_str() {
+        "int8" => Prefill::Int8,
+        _ => Prefill::Exact,
+    };
+    let model = Model::open_with(
+        &path,
+        &LoadOptions {
+            packing,
+            ..LoadOptions::default()
+        },
+    )
+    .with_context(|| format!("loading {}", path.display()))?;
     let tokenizer = Tokenizer::from_gguf(model.gguf())?;
     let text = std::fs::read_to_string(assets::data_path("botchan.txt"))?;
     let all = tokenizer.encode(&text, false)?;
@@ -74,6 +101,7 @@ pub fn run(args: &Args) -> Result<()> {
             &path,
             &LoadOptions {
                 down_t: Some(WType::Q8_0),
+                packing,
             },
         )?),
         _ => None,
@@ -122,7 +150,8 @@ pub fn run(args: &Args) -> Result<()> {
     for (&threads, &bw) in args.threads.iter().zip(&bw) {
         let kernels = Kernels::new().with_threads(threads)?;
         let mut policies = vec![("dense".to_string(), FfnPolicy::Dense, &model)];
-        for &d in &args.densities {
+        let densities = if args.dense_only { &[][..] } else { &args.densities[..] };
+        for &d in densities {
             let per_layer = thresholds_for_density(&model, &kernels, calib, d)?;
             policies.push((
                 format!("threshold:{d}"),
@@ -130,7 +159,7 @@ pub fn run(args: &Args) -> Result<()> {
                 &model,
             ));
         }
-        if let Some(set) = &predictor {
+        if let Some(set) = predictor.as_ref().filter(|_| !args.dense_only) {
             for m in std::iter::once(&model).chain(&sparse_model) {
                 let name = format!("predictor({} down)", m.down_t_layout());
                 let policy = FfnPolicy::Predictor {
@@ -158,6 +187,7 @@ pub fn run(args: &Args) -> Result<()> {
             if split {
                 s.set_hybrid(hybrid.clone())?;
             }
+            s.set_prefill(prefill);
             let start = Instant::now();
             let mut logits = s.forward(prompt, policy)?;
             let prefill = prompt.len() as f64 / start.elapsed().as_secs_f64();

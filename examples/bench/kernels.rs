@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
 use powerinfer_kernels::{
-    Activation, BundledFfn, FfnScratch, Isa, Kernels, Matrix, Skip, WType, quantize_matrix,
+    Activation, BundledFfn, FfnScratch, Isa, Kernels, Matrix, PackedMatrix, Skip, WType, quantize_matrix,
 };
 
 /// Random active sets cycled through at each point.
@@ -56,6 +56,9 @@ pub struct Args {
 enum Op {
     /// Dense `y = W·x`.
     Gemv,
+    /// Dense `y = W·x` over the packed (row-interleaved) copy (Q8_0, Q4_0, Q4_1).
+    #[value(name = "gemv_packed")]
+    GemvPacked,
     /// `y[k] = W[idx[k]]·x`.
     #[value(name = "gemv_rows")]
     GemvRows,
@@ -70,6 +73,7 @@ impl Op {
     fn name(self) -> &'static str {
         match self {
             Op::Gemv => "gemv",
+            Op::GemvPacked => "gemv_packed",
             Op::GemvRows => "gemv_rows",
             Op::AxpyRows => "axpy_rows",
             Op::Ffn => "ffn",
@@ -204,6 +208,7 @@ struct Bench {
     n_ff: usize,
     mats: Vec<Vec<u8>>,
     bundles: Vec<BundledFfn>,
+    packed: Vec<PackedMatrix>,
 }
 
 impl Bench {
@@ -224,12 +229,18 @@ impl Bench {
             let n = working_set.div_ceil(bundle.bytes()).max(1);
             bundles = vec![bundle; n];
         }
+        let mut packed = Vec::new();
+        if ops.contains(&Op::GemvPacked) && PackedMatrix::supports(wtype) {
+            let p = PackedMatrix::pack(&Matrix::new(wtype, n_ff, dim, &bytes)?)?;
+            packed = vec![p; copies];
+        }
         Ok(Bench {
             wtype,
             dim,
             n_ff,
             mats: vec![bytes; copies],
             bundles,
+            packed,
         })
     }
 
@@ -253,7 +264,9 @@ impl Bench {
         let mut seed = 1u64;
         for &op in ops {
             for &d in &dens {
-                if op == Op::Gemv && d != 100.0 {
+                if matches!(op, Op::Gemv | Op::GemvPacked) && d != 100.0
+                    || op == Op::GemvPacked && self.packed.is_empty()
+                {
                     continue;
                 }
                 let sets = active_sets(self.n_ff, d, &mut seed);
@@ -266,6 +279,11 @@ impl Bench {
                     let (m, idx) = (&mats[j % mats.len()], &sets[j % SETS]);
                     match op {
                         Op::Gemv => k.gemv(m, &x, &mut y[..self.n_ff]),
+                        Op::GemvPacked => k.gemv_packed(
+                            &self.packed[j % self.packed.len()],
+                            &x,
+                            &mut y[..self.n_ff],
+                        ),
                         Op::GemvRows => k.gemv_rows(m, &x, idx, &mut y[..n]),
                         Op::AxpyRows => k.axpy_rows(m, &h[..n], idx, &mut y[..self.dim]),
                         Op::Ffn => {

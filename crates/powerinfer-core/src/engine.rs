@@ -10,7 +10,7 @@ use crate::handle::Handle;
 use crate::hybrid::{Hybrid, HybridSpec};
 use crate::sampler::{Logprobs, Sampler, SamplerParams};
 use crate::tokenizer::{TokenDecoder, Tokenizer, TokenizerError};
-use crate::{FfnPolicy, HybridStats, LoadOptions, Model, ModelError, Session};
+use crate::{FfnPolicy, HybridStats, LoadOptions, Model, ModelError, Packing, Session};
 
 /// Anything that can stop loading or generating.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +69,9 @@ pub struct EngineOptions {
     /// Weight type of the sparse path's transposed down projection (see
     /// [`LoadOptions::down_t`]; `None` = Q8_0 for quantized models).
     pub down_t: Option<WType>,
+    /// Which matrices get a packed copy for the dense kernels (see [`Packing`];
+    /// default: all).
+    pub packing: Packing,
 }
 
 impl Default for EngineOptions {
@@ -78,6 +81,7 @@ impl Default for EngineOptions {
             isa: None,
             ctx_len: 2048,
             down_t: None,
+            packing: Packing::All,
         }
     }
 }
@@ -142,6 +146,7 @@ impl Engine {
             path,
             &LoadOptions {
                 down_t: opts.down_t,
+                packing: opts.packing,
             },
         )?;
         let tokenizer = Tokenizer::from_gguf(model.gguf())?;

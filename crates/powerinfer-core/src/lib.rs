@@ -91,11 +91,11 @@ pub use engine::{
 pub use error::ModelError;
 pub use hybrid::{Hybrid, HybridOptions, HybridSpec, PlanSource};
 pub use kv_cache::KvCache;
-pub use model::{LoadOptions, Model};
+pub use model::{LoadOptions, Model, Packing};
 pub use policy::{ColdChoice, FfnPolicy};
 pub use policy_spec::{POLICY_SPECS, PolicySpec};
 pub use sampler::SamplerParams;
-pub use session::{FfnObservation, FfnObserver, FfnStats, HybridStats, Session};
+pub use session::{FfnObservation, FfnObserver, FfnStats, HybridStats, Prefill, Session};
 
 /// The crate README's examples, compiled and run as doctests so they stay true.
 #[cfg(doctest)]

@@ -8,7 +8,9 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use powerinfer_kernels::{Activation, ColQ4, FfnWeights, Matrix, WType, dequantize_row, transpose};
+use powerinfer_kernels::{
+    Activation, ColQ4, FfnWeights, Matrix, PackedMatrix, WType, dequantize_row, transpose,
+};
 
 use crate::ModelError;
 use crate::config::{Arch, ModelConfig};
@@ -23,11 +25,13 @@ pub(crate) struct Norm {
     pub b: Option<Vec<f32>>,
 }
 
-/// A projection in the mapped file, with an optional bias.
+/// A projection in the mapped file, with an optional bias and the packed copy the
+/// dense kernels read (see [`Packing`]).
 #[derive(Clone, Debug)]
 pub(crate) struct Linear {
     pub t: TensorInfo,
     pub b: Option<Vec<f32>>,
+    pub packed: Option<PackedMatrix>,
 }
 
 /// One transformer block.
@@ -58,6 +62,18 @@ pub(crate) struct Ffn {
     pub down: Option<TensorInfo>,
     pub down_t: DownT,
     pub act: Activation,
+    /// Packed copies of gate, up and the stored down for the dense policy
+    /// ([`Packing::All`]).
+    pub packed: FfnPacked,
+}
+
+/// The packed FFN matrices (each present when packing is on and its type has a packed
+/// layout).
+#[derive(Debug, Default)]
+pub(crate) struct FfnPacked {
+    pub gate: Option<PackedMatrix>,
+    pub up: Option<PackedMatrix>,
+    pub down: Option<PackedMatrix>,
 }
 
 /// The down projection with one row per neuron (`n_ff × dim`), for sparse axpy.
@@ -82,6 +98,32 @@ pub struct LoadOptions {
     /// (measured on SmolLM2 Q4_1: Q8_0 costs +0.25% perplexity at 8.5 bits per weight,
     /// Q4_0 +9.7% at 4.5).
     pub down_t: Option<WType>,
+    /// Which matrices also get a packed (row-interleaved) copy for the dense kernels.
+    pub packing: Packing,
+}
+
+/// Which matrices get a packed copy ([`PackedMatrix`]) at load time, for Q8_0, Q4_0 and
+/// Q4_1 weights (other types run row-major).
+///
+/// Why a choice: the packed kernels are about twice as fast per byte where the
+/// row-major ones are compute bound (measured on SmolLM2: decode 37 → see
+/// BENCHMARKS.md), but the sparse kernels gather rows and need the row-major layout,
+/// which stays mapped from the file; packing the FFN thus adds its size again in
+/// memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Packing {
+    /// Attention projections, the output head and the FFN (gate, up and stored down,
+    /// read by the dense FFN policy): the fastest dense decode, about the model's size
+    /// again in memory (the mapped file pages of packed matrices are read once, at
+    /// load, and stay only as reclaimable page cache while the sparse paths leave them
+    /// alone).
+    #[default]
+    All,
+    /// Attention projections and the output head only (always dense in every
+    /// policy): the FFN stays row-major for sparse policies without the extra copy.
+    Attention,
+    /// Nothing packed: every product reads the file's row-major layout.
+    None,
 }
 
 /// A model ready to run: weights validated against the config.
@@ -91,6 +133,7 @@ pub struct Model {
     pub(crate) tok_embd: TensorInfo,
     pub(crate) pos_embd: Option<TensorInfo>,
     pub(crate) output: TensorInfo,
+    pub(crate) output_packed: Option<PackedMatrix>,
     pub(crate) output_norm: Norm,
     pub(crate) layers: Vec<Layer>,
     id: OnceLock<ModelId>,
@@ -143,6 +186,7 @@ impl Model {
             Some(_) => l.tensor("output.weight", &[d, v])?,
             None => tok_embd.clone(),
         };
+        let output_packed = l.pack(&output, Packing::Attention)?;
         let output_norm = l.norm("output_norm")?;
         let layers = (0..config.n_layers)
             .map(|i| {
@@ -165,6 +209,7 @@ impl Model {
             tok_embd,
             pos_embd,
             output,
+            output_packed,
             output_norm,
             layers,
             id: OnceLock::new(),
@@ -380,10 +425,27 @@ impl Loader<'_> {
     }
 
     fn linear(&self, prefix: &str, cols: u64, rows: u64) -> Result<Linear, ModelError> {
+        let t = self.tensor(&format!("{prefix}.weight"), &[cols, rows])?;
         Ok(Linear {
-            t: self.tensor(&format!("{prefix}.weight"), &[cols, rows])?,
+            packed: self.pack(&t, Packing::Attention)?,
             b: self.bias(prefix, rows)?,
+            t,
         })
+    }
+
+    /// A packed copy of `t` when the options pack at least `level` (`Attention` for the
+    /// always-dense matrices, `All` for the FFN's) and its type has a packed layout.
+    fn pack(&self, t: &TensorInfo, level: Packing) -> Result<Option<PackedMatrix>, ModelError> {
+        let wanted = match self.opts.packing {
+            Packing::All => true,
+            Packing::Attention => level == Packing::Attention,
+            Packing::None => false,
+        };
+        if !wanted || !PackedMatrix::supports(t.wtype) {
+            return Ok(None);
+        }
+        let m = self.matrix(t)?;
+        Ok(Some(PackedMatrix::pack(&m).ctx(|| t.name.clone())?))
     }
 
     fn matrix(&self, t: &TensorInfo) -> Result<Matrix<'_>, ModelError> {
@@ -426,13 +488,20 @@ impl Loader<'_> {
             },
             (None, None) => return Err(self.missing(&format!("{p}.ffn_down.weight"))),
         };
+        let gate = self.tensor(&format!("{gate_name}.weight"), &[d, n])?;
+        let packed = FfnPacked {
+            gate: self.pack(&gate, Packing::All)?,
+            up: up.as_ref().map(|u| self.pack(u, Packing::All)).transpose()?.flatten(),
+            down: down.as_ref().map(|t| self.pack(t, Packing::All)).transpose()?.flatten(),
+        };
         Ok(Ffn {
-            gate: self.tensor(&format!("{gate_name}.weight"), &[d, n])?,
+            gate,
             gate_bias: self.bias(&gate_name, n)?,
             up,
             down,
             down_t,
             act,
+            packed,
         })
     }
 }

@@ -7,7 +7,8 @@
 //! `unsafe` calls below are sound whatever the caller.
 
 use crate::isa::Supported;
-use crate::q8::Act;
+use crate::packed::PACK_ROWS;
+use crate::q8::{Act, BlockQ8};
 use crate::{Isa, WType, scalar};
 
 /// `row · x` at `isa`.
@@ -173,5 +174,23 @@ pub(crate) fn colq4_block(
         // SAFETY: as in `dot`: `isa` proves the CPU runs AVX2, FMA and F16C.
         Isa::Avx2 => unsafe { crate::avx2::colq4_block(rows, h, s, d, m, y) },
         _ => scalar::colq4_block(rows, h, s, d, m, y),
+    }
+}
+
+/// One group of a [`crate::PackedMatrix`] dotted with `xq`: `out[r]` = row `r` (see
+/// `packed::group_dot`, the reference every level reproduces bitwise).
+#[inline]
+pub(crate) fn packed_group(
+    isa: Supported,
+    wtype: WType,
+    group: &[u8],
+    xq: &[BlockQ8],
+    out: &mut [f32; PACK_ROWS],
+) {
+    match isa.isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`: `isa` proves the CPU runs AVX2, FMA and F16C.
+        Isa::Avx2 => unsafe { crate::avx2_packed::group_dot(wtype, group, xq, out) },
+        _ => crate::packed::group_dot(wtype, group, xq, out),
     }
 }

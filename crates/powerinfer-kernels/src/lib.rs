@@ -24,6 +24,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx2_packed;
 mod axpy;
 mod blocks;
 mod colq4;
@@ -35,6 +37,7 @@ mod ffn_batch;
 mod gemv;
 mod isa;
 mod matrix;
+mod packed;
 mod q8;
 mod scalar;
 mod wtype;
@@ -47,6 +50,7 @@ pub use ffn::{Activation, BundledFfn, DownRows, FfnScratch, FfnWeights, Skip, tr
 pub use ffn_batch::FfnBatchScratch;
 pub use isa::{Isa, Supported};
 pub use matrix::Matrix;
+pub use packed::{PACK_ROWS, PackedMatrix};
 pub use wtype::WType;
 
 /// Checks that `idx` is strictly increasing and below `rows`, as every sparse kernel

@@ -1,6 +1,6 @@
 //! The forward pass over a KV cache: prompt prefill in one batched pass, then decode.
 
-use powerinfer_kernels::{FfnBatchScratch, FfnWeights, KernelError, Kernels, Matrix};
+use powerinfer_kernels::{FfnBatchScratch, FfnWeights, KernelError, Kernels, Matrix, PackedMatrix};
 use powerinfer_predictor::{PredictScratch, PredictorInput};
 use rayon::prelude::*;
 
@@ -14,7 +14,7 @@ use crate::handle::Handle;
 use crate::hybrid::Hybrid;
 use crate::input_sparsity::{InputMode, InputSparsity, Proj};
 use crate::kv_cache::KvCache;
-use crate::model::{Layer, Model};
+use crate::model::{FfnPacked, Layer, Model};
 use crate::ops::{add_bias, attend_head, norm, rope};
 use crate::policy::ColdChoice;
 use crate::{FfnPolicy, ModelError};
@@ -128,6 +128,21 @@ pub struct Session<'m> {
     /// The token of every cached position, and whether it was computed in a batch of two
     /// or more (the prefill arithmetic, which a fresh prefill reproduces exactly).
     history: Vec<(u32, bool)>,
+    prefill: Prefill,
+}
+
+/// How a batch of tokens (a prompt's prefill) computes its products over Q8_0/Q4
+/// weights that have a packed copy ([`crate::Packing`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Prefill {
+    /// f32 activations dotted with the weights decoded to f32: the reference, as exact
+    /// as the stored weights allow.
+    #[default]
+    Exact,
+    /// Activations quantized to 8-bit blocks, integer dots over the packed layout: the
+    /// decode step's own arithmetic, for every prompt token (see BENCHMARKS.md for its
+    /// speed and its distance from `Exact`).
+    Int8,
 }
 
 impl<'m> Session<'m> {
@@ -168,7 +183,18 @@ impl<'m> Session<'m> {
             input: None,
             hybrid: None,
             history: Vec::new(),
+            prefill: Prefill::default(),
         })
+    }
+
+    /// Chooses the prefill arithmetic for the batches that follow.
+    pub fn set_prefill(&mut self, prefill: Prefill) {
+        self.prefill = prefill;
+    }
+
+    /// The prefill arithmetic in use.
+    pub fn prefill(&self) -> Prefill {
+        self.prefill
     }
 
     /// Bytes of the KV cache a session of `ctx_len` positions on `model` allocates
@@ -445,10 +471,12 @@ impl<'m> Session<'m> {
         let mut logits = vec![0f32; rows.len() * cfg.vocab];
         // Prompt logits go through the batched (f32) kernel even for one row: once per
         // prompt, the exact logits are worth the extra time.
-        if n > 1 || matches!(which, Logits::Rows(_)) {
-            self.kernels.gemm(&out_m, &hs, rows.len(), &mut logits)
-        } else {
-            self.kernels.gemv(&out_m, &hs, &mut logits)
+        match &model.output_packed {
+            _ if n > 1 || matches!(which, Logits::Rows(_)) => {
+                self.kernels.gemm(&out_m, &hs, rows.len(), &mut logits)
+            }
+            Some(p) => self.kernels.gemv_packed(p, &hs, &mut logits),
+            None => self.kernels.gemv(&out_m, &hs, &mut logits),
         }
         .ctx(|| "output".into())?;
         Ok(logits)
@@ -470,7 +498,8 @@ impl<'m> Session<'m> {
             Some(ys) => ys,
             None => {
                 let mut ys = vec![0f32; n * m.rows()];
-                self.matmul(&m, xs, n, &mut ys).ctx(|| lin.t.name.clone())?;
+                self.matmul(&m, lin.packed.as_ref(), xs, n, &mut ys)
+                    .ctx(|| lin.t.name.clone())?;
                 ys
             }
         };
@@ -680,12 +709,23 @@ impl<'m> Session<'m> {
         Ok(sets)
     }
 
-    /// `W·x` for one row of `xs` (GEMV) or several (GEMM).
-    fn matmul(&self, m: &Matrix, xs: &[f32], n: usize, ys: &mut [f32]) -> Result<(), KernelError> {
-        if n == 1 {
-            self.kernels.gemv(m, xs, ys)
-        } else {
-            self.kernels.gemm(m, xs, n, ys)
+    /// `W·x` for one row of `xs` (GEMV) or several (GEMM), over `m`'s packed copy
+    /// where there is one: always for a single row (decode), for a batch only under
+    /// [`Prefill::Int8`] (the exact prefill dots f32 activations with the row-major
+    /// weights decoded to f32).
+    fn matmul(
+        &self,
+        m: &Matrix,
+        packed: Option<&PackedMatrix>,
+        xs: &[f32],
+        n: usize,
+        ys: &mut [f32],
+    ) -> Result<(), KernelError> {
+        match (packed, n, self.prefill) {
+            (Some(p), 1, _) => self.kernels.gemv_packed(p, xs, ys),
+            (None, 1, _) => self.kernels.gemv(m, xs, ys),
+            (Some(p), _, Prefill::Int8) => self.kernels.gemm_packed(p, xs, n, ys),
+            _ => self.kernels.gemm(m, xs, n, ys),
         }
     }
 
@@ -694,11 +734,11 @@ impl<'m> Session<'m> {
     fn activations(
         &self,
         li: usize,
-        w: &FfnWeights,
+        (w, packed): (&FfnWeights, &FfnPacked),
         h: &[f32],
         n: usize,
     ) -> Result<Vec<f32>, ModelError> {
-        self.activations_of(li, w, (h, h), n)
+        self.activations_of(li, (w, packed), (h, h), n)
     }
 
     /// [`Session::activations`] with gate and up reading their own inputs (the same
@@ -706,17 +746,19 @@ impl<'m> Session<'m> {
     fn activations_of(
         &self,
         li: usize,
-        w: &FfnWeights,
+        (w, packed): (&FfnWeights, &FfnPacked),
         (h_gate, h_up): (&[f32], &[f32]),
         n: usize,
     ) -> Result<Vec<f32>, ModelError> {
         let n_ff = w.neurons();
         let ctx = || format!("blk.{li}: ffn gate/up");
         let mut g = vec![0f32; n * n_ff];
-        self.matmul(&w.gate, h_gate, n, &mut g).ctx(ctx)?;
+        self.matmul(&w.gate, packed.gate.as_ref(), h_gate, n, &mut g)
+            .ctx(ctx)?;
         let mut u = vec![0f32; if w.up.is_some() { n * n_ff } else { 0 }];
         if let Some(up) = &w.up {
-            self.matmul(up, h_up, n, &mut u).ctx(ctx)?;
+            self.matmul(up, packed.up.as_ref(), h_up, n, &mut u)
+                .ctx(ctx)?;
         }
         for (k, v) in g.iter_mut().enumerate() {
             let i = k % n_ff;
@@ -741,8 +783,10 @@ impl<'m> Session<'m> {
         let model = self.model.clone();
         let w = model.ffn_weights(layer)?;
         let ctx = || format!("blk.{li}: dense ffn");
-        let g = self.activations(li, &w, h, n)?;
-        self.matmul(&self.model.matrix(down)?, &g, n, y).ctx(ctx)?;
+        let packed = &layer.ffn.packed;
+        let g = self.activations(li, (&w, packed), h, n)?;
+        self.matmul(&model.matrix(down)?, packed.down.as_ref(), &g, n, y)
+            .ctx(ctx)?;
         self.stats.active[li] += (n * n_ff) as u64;
         self.stats.bytes += n as u64 * (layer.ffn.gate_up_bytes() + down.n_bytes);
         if let Some(obs) = observer {
@@ -777,7 +821,8 @@ impl<'m> Session<'m> {
         let model = self.model.clone();
         let w = model.ffn_weights(layer)?;
         let ctx = || format!("blk.{li}: oracle ffn");
-        let mut all = self.activations(li, &w, h, n)?;
+        let packed = &layer.ffn.packed;
+        let mut all = self.activations(li, (&w, packed), h, n)?;
         let sets = oracle_mask(n_ff, keep, &mut all);
         for (b, idx) in sets.iter().enumerate() {
             Self::count(&mut self.stats, li, &w, idx.len(), idx.len());
@@ -794,7 +839,7 @@ impl<'m> Session<'m> {
             }
         }
         match &layer.ffn.down {
-            Some(down) => self.matmul(&self.model.matrix(down)?, &all, n, y),
+            Some(down) => self.matmul(&model.matrix(down)?, packed.down.as_ref(), &all, n, y),
             None => self
                 .kernels
                 .axpy_down_batch(&w.down_t, &all, n, &self.all_neurons, y),
@@ -834,11 +879,13 @@ impl<'m> Session<'m> {
             let kept = (self.stats.input_kept - before) as f64;
             up_bytes = kept / d as f64 * (up.rows() * up.row_bytes()) as f64;
         }
-        let g = self.activations_of(li, &w, (&hg, &hu), n)?;
+        let packed = &layer.ffn.packed;
+        let g = self.activations_of(li, (&w, packed), (&hg, &hu), n)?;
         let before = self.stats.input_kept;
         let a = self.sparsify(li, Proj::Down, &g).unwrap_or(g);
         let down_kept = self.stats.input_kept - before;
-        self.matmul(&self.model.matrix(down)?, &a, n, y).ctx(ctx)?;
+        self.matmul(&model.matrix(down)?, packed.down.as_ref(), &a, n, y)
+            .ctx(ctx)?;
         self.stats.active[li] += down_kept;
         let gate_bytes = (w.gate.rows() * w.gate.row_bytes()) as f64;
         self.stats.bytes += (gate_kept as f64 / d as f64 * gate_bytes

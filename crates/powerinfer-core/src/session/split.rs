@@ -96,7 +96,7 @@ impl Session<'_> {
         // (every activation computed on the host), a predictor's or a trace's.
         let (sets, predicting) = match Keep::of(policy, li) {
             Some(keep) => {
-                let mut all = self.activations(li, &w, h, n)?;
+                let mut all = self.activations(li, (&w, &layer.ffn.packed), h, n)?;
                 (Some(oracle_mask(n_ff, keep, &mut all)), Duration::ZERO)
             }
             None => match self.token_sets(li, policy, io)? {
