@@ -23,7 +23,7 @@ mod hybrid;
 mod size;
 use powerinfer::core::engine::{Engine, EngineOptions, GenerateParams};
 use powerinfer::core::sampler::SamplerParams;
-use powerinfer::core::{FfnPolicy, PolicySpec, corpus};
+use powerinfer::core::{FfnPolicy, PolicySpec, Prefill, corpus};
 use powerinfer::kernels::{Isa, WType};
 use powerinfer::predictor::PredictorSet;
 use powerinfer_assets as assets;
@@ -82,6 +82,10 @@ struct Args {
     /// perplexity on SmolLM2), f16, f32.
     #[arg(long, default_value = "auto")]
     down_t: String,
+    /// Prompt prefill arithmetic: exact (f32) or int8 (the decode step's, over packed
+    /// weights).
+    #[arg(long, default_value = "exact", value_parser = ["exact", "int8"])]
+    prefill: String,
     /// Print the FFN density of every layer at the end.
     #[arg(long)]
     verbose: bool,
@@ -114,6 +118,12 @@ fn main() -> Result<()> {
             isa,
             ctx_len: args.ctx_len,
             down_t,
+            prefill: if args.prefill == "exact" {
+                Prefill::Exact
+            } else {
+                Prefill::Int8
+            },
+            ..EngineOptions::default()
         },
     )
     .with_context(|| format!("loading {}", path.display()))?;

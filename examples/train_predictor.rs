@@ -102,8 +102,14 @@ fn main() -> Result<()> {
         "auto" => None,
         name => Some(WType::from_name(name).with_context(|| format!("unknown type {name:?}"))?),
     };
-    let model = Model::open_with(&path, &LoadOptions { down_t })
-        .with_context(|| format!("loading {}", path.display()))?;
+    let model = Model::open_with(
+        &path,
+        &LoadOptions {
+            down_t,
+            ..LoadOptions::default()
+        },
+    )
+    .with_context(|| format!("loading {}", path.display()))?;
     let cfg = model.config().clone();
     let tokenizer = Tokenizer::from_gguf(model.gguf())?;
     let calib = data::calibration_tokens(&tokenizer, args.corpus.as_deref())?;

@@ -150,7 +150,11 @@ pub fn run(args: &Args) -> Result<()> {
     for (&threads, &bw) in args.threads.iter().zip(&bw) {
         let kernels = Kernels::new().with_threads(threads)?;
         let mut policies = vec![("dense".to_string(), FfnPolicy::Dense, &model)];
-        let densities = if args.dense_only { &[][..] } else { &args.densities[..] };
+        let densities = if args.dense_only {
+            &[][..]
+        } else {
+            &args.densities[..]
+        };
         for &d in densities {
             let per_layer = thresholds_for_density(&model, &kernels, calib, d)?;
             policies.push((

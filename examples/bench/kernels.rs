@@ -10,7 +10,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
 use powerinfer_kernels::{
-    Activation, BundledFfn, FfnScratch, Isa, Kernels, Matrix, PackedMatrix, Skip, WType, quantize_matrix,
+    Activation, BundledFfn, FfnScratch, Isa, Kernels, Matrix, PackedMatrix, Skip, WType,
+    quantize_matrix,
 };
 
 /// Random active sets cycled through at each point.

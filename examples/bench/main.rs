@@ -9,6 +9,7 @@ mod device;
 #[path = "../common/hybrid.rs"]
 mod hybrid;
 mod kernels;
+mod prefill;
 #[path = "../common/size.rs"]
 mod size;
 mod synthetic;
@@ -32,6 +33,9 @@ enum Command {
     /// Prompt prefill and decode tokens/s of a real model, dense and at calibrated FFN
     /// densities, against the memory-bandwidth bound.
     Decode(decode::Args),
+    /// The int8 prefill against the exact one on held-out text: speed, KL and top-1
+    /// agreement, next to the decode path's own distance from exact.
+    Prefill(prefill::Args),
     /// The accelerator's sparse FFN operation alone (sim or cuda): weight GB/s at
     /// several densities on one 7B-shaped layer.
     Device(device::Args),
@@ -44,6 +48,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Kernels(args) => kernels::run(&args),
         Command::Decode(args) => decode::run(&args),
+        Command::Prefill(args) => prefill::run(&args),
         Command::Synthetic(args) => synthetic::run(&args),
         Command::Device(args) => device::run(&args),
     }

@@ -10,7 +10,7 @@ use crate::handle::Handle;
 use crate::hybrid::{Hybrid, HybridSpec};
 use crate::sampler::{Logprobs, Sampler, SamplerParams};
 use crate::tokenizer::{TokenDecoder, Tokenizer, TokenizerError};
-use crate::{FfnPolicy, HybridStats, LoadOptions, Model, ModelError, Packing, Session};
+use crate::{FfnPolicy, HybridStats, LoadOptions, Model, ModelError, Packing, Prefill, Session};
 
 /// Anything that can stop loading or generating.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +72,8 @@ pub struct EngineOptions {
     /// Which matrices get a packed copy for the dense kernels (see [`Packing`];
     /// default: all).
     pub packing: Packing,
+    /// Prompt prefill arithmetic (see [`Prefill`]; default: exact).
+    pub prefill: Prefill,
 }
 
 impl Default for EngineOptions {
@@ -82,6 +84,7 @@ impl Default for EngineOptions {
             ctx_len: 2048,
             down_t: None,
             packing: Packing::All,
+            prefill: Prefill::Exact,
         }
     }
 }
@@ -135,6 +138,7 @@ pub struct Engine {
     ctx_len: usize,
     stop_ids: Vec<u32>,
     hybrid: Option<Arc<Hybrid>>,
+    prefill: Prefill,
     /// Logits sampled from: the tokenizer's ids (a padded embedding has more rows).
     sample_vocab: usize,
 }
@@ -188,6 +192,7 @@ impl Engine {
             ctx_len,
             stop_ids,
             hybrid: None,
+            prefill: opts.prefill,
             sample_vocab: tokenizer_vocab,
         })
     }
@@ -292,6 +297,7 @@ impl Engine {
     pub fn session(&self) -> Result<Session<'_>, EngineError> {
         let mut s = Session::new(self.model.as_ref(), self.kernels.clone(), self.ctx_len)?;
         s.set_hybrid(self.hybrid.clone())?;
+        s.set_prefill(self.prefill);
         Ok(s)
     }
 
@@ -344,6 +350,7 @@ impl Engine {
         let mut session =
             Session::shared(Arc::clone(&self.model), self.kernels.clone(), self.ctx_len)?;
         session.set_hybrid(self.hybrid.clone())?;
+        session.set_prefill(self.prefill);
         Generation::start(Handle::Shared(Arc::clone(self)), session, tokens, params, 0)
     }
 

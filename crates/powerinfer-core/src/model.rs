@@ -42,6 +42,9 @@ pub(crate) struct Layer {
     pub k: Linear,
     pub v: Linear,
     pub o: Linear,
+    /// q, k and v stacked and packed (q rows, then k, then v): one product for the
+    /// three when they share a packable type (else each `Linear` has its own).
+    pub qkv: Option<PackedMatrix>,
     pub ffn_norm: Norm,
     pub ffn: Ffn,
     pub down_bias: Option<Vec<f32>>,
@@ -67,12 +70,12 @@ pub(crate) struct Ffn {
     pub packed: FfnPacked,
 }
 
-/// The packed FFN matrices (each present when packing is on and its type has a packed
-/// layout).
+/// The packed FFN matrices (each present when packing is on and its types have a
+/// packed layout).
 #[derive(Debug, Default)]
 pub(crate) struct FfnPacked {
-    pub gate: Option<PackedMatrix>,
-    pub up: Option<PackedMatrix>,
+    /// Gate and up stacked (gate rows first): one product for both.
+    pub gate_up: Option<PackedMatrix>,
     pub down: Option<PackedMatrix>,
 }
 
@@ -186,17 +189,29 @@ impl Model {
             Some(_) => l.tensor("output.weight", &[d, v])?,
             None => tok_embd.clone(),
         };
-        let output_packed = l.pack(&output, Packing::Attention)?;
+        let output_packed = l.pack(&[&output], Packing::Attention)?;
         let output_norm = l.norm("output_norm")?;
         let layers = (0..config.n_layers)
             .map(|i| {
                 let p = format!("blk.{i}");
+                let mut q = l.linear(&format!("{p}.attn_q"), d, d)?;
+                let mut k = l.linear(&format!("{p}.attn_k"), d, kv)?;
+                let mut v = l.linear(&format!("{p}.attn_v"), d, kv)?;
+                let mut o = l.linear(&format!("{p}.attn_output"), d, d)?;
+                o.packed = l.pack(&[&o.t], Packing::Attention)?;
+                let qkv = l.pack(&[&q.t, &k.t, &v.t], Packing::Attention)?;
+                if qkv.is_none() {
+                    for lin in [&mut q, &mut k, &mut v] {
+                        lin.packed = l.pack(&[&lin.t], Packing::Attention)?;
+                    }
+                }
                 Ok(Layer {
                     attn_norm: l.norm(&format!("{p}.attn_norm"))?,
-                    q: l.linear(&format!("{p}.attn_q"), d, d)?,
-                    k: l.linear(&format!("{p}.attn_k"), d, kv)?,
-                    v: l.linear(&format!("{p}.attn_v"), d, kv)?,
-                    o: l.linear(&format!("{p}.attn_output"), d, d)?,
+                    q,
+                    k,
+                    v,
+                    o,
+                    qkv,
                     ffn_norm: l.norm(&format!("{p}.ffn_norm"))?,
                     ffn: l.ffn(&p)?,
                     down_bias: l.bias(&format!("{p}.ffn_down"), d)?,
@@ -425,27 +440,36 @@ impl Loader<'_> {
     }
 
     fn linear(&self, prefix: &str, cols: u64, rows: u64) -> Result<Linear, ModelError> {
-        let t = self.tensor(&format!("{prefix}.weight"), &[cols, rows])?;
         Ok(Linear {
-            packed: self.pack(&t, Packing::Attention)?,
+            t: self.tensor(&format!("{prefix}.weight"), &[cols, rows])?,
             b: self.bias(prefix, rows)?,
-            t,
+            packed: None,
         })
     }
 
-    /// A packed copy of `t` when the options pack at least `level` (`Attention` for the
-    /// always-dense matrices, `All` for the FFN's) and its type has a packed layout.
-    fn pack(&self, t: &TensorInfo, level: Packing) -> Result<Option<PackedMatrix>, ModelError> {
+    /// The tensors `ts` stacked into one packed matrix, when the options pack at least
+    /// `level` (`Attention` for the always-dense matrices, `All` for the FFN's) and
+    /// they share one type with a packed layout (`None` otherwise).
+    fn pack(&self, ts: &[&TensorInfo], level: Packing) -> Result<Option<PackedMatrix>, ModelError> {
         let wanted = match self.opts.packing {
             Packing::All => true,
             Packing::Attention => level == Packing::Attention,
             Packing::None => false,
         };
-        if !wanted || !PackedMatrix::supports(t.wtype) {
+        let Some(first) = ts.first() else {
+            return Ok(None);
+        };
+        let same = ts
+            .iter()
+            .all(|t| t.wtype == first.wtype && t.cols() == first.cols());
+        if !wanted || !same || !PackedMatrix::supports(first.wtype) {
             return Ok(None);
         }
-        let m = self.matrix(t)?;
-        Ok(Some(PackedMatrix::pack(&m).ctx(|| t.name.clone())?))
+        let ms = ts
+            .iter()
+            .map(|t| self.matrix(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(PackedMatrix::stack(&ms).ctx(|| first.name.clone())?))
     }
 
     fn matrix(&self, t: &TensorInfo) -> Result<Matrix<'_>, ModelError> {
@@ -489,10 +513,13 @@ impl Loader<'_> {
             (None, None) => return Err(self.missing(&format!("{p}.ffn_down.weight"))),
         };
         let gate = self.tensor(&format!("{gate_name}.weight"), &[d, n])?;
+        let gate_up: Vec<&TensorInfo> = std::iter::once(&gate).chain(&up).collect();
         let packed = FfnPacked {
-            gate: self.pack(&gate, Packing::All)?,
-            up: up.as_ref().map(|u| self.pack(u, Packing::All)).transpose()?.flatten(),
-            down: down.as_ref().map(|t| self.pack(t, Packing::All)).transpose()?.flatten(),
+            gate_up: self.pack(&gate_up, Packing::All)?,
+            down: match &down {
+                Some(t) => self.pack(&[t], Packing::All)?,
+                None => None,
+            },
         };
         Ok(Ffn {
             gate,

@@ -29,16 +29,26 @@ pub(crate) fn norm(x: &[f32], n: &Norm, eps: f32, out: &mut [f32]) {
     }
 }
 
-/// Rotates adjacent pairs of every head of `x` by position `pos` (llama.cpp's NORM RoPE).
-pub(crate) fn rope(x: &mut [f32], head_dim: usize, pos: usize, base: f32) {
-    let half = head_dim / 2;
-    for head in x.chunks_exact_mut(head_dim) {
-        for i in 0..half {
-            let theta = pos as f32 * base.powf(-2.0 * i as f32 / head_dim as f32);
-            let (s, c) = theta.sin_cos();
-            let (a, b) = (head[2 * i], head[2 * i + 1]);
-            head[2 * i] = a * c - b * s;
-            head[2 * i + 1] = a * s + b * c;
+/// The `(sin, cos)` of position `pos`'s rotation angle for each pair of a head of
+/// `head_dim` values (llama.cpp's NORM RoPE), into `out`. Why apart from [`rope`]: the
+/// angles depend only on the position, so a token computes them once for every head
+/// of q and k in every layer, not once per head.
+pub(crate) fn rope_angles(head_dim: usize, pos: usize, base: f32, out: &mut Vec<(f32, f32)>) {
+    out.clear();
+    out.extend((0..head_dim / 2).map(|i| {
+        let theta = pos as f32 * base.powf(-2.0 * i as f32 / head_dim as f32);
+        theta.sin_cos()
+    }));
+}
+
+/// Rotates adjacent pairs of every head of `x` (heads of `2·angles.len()` values) by
+/// the [`rope_angles`] of one position.
+pub(crate) fn rope(x: &mut [f32], angles: &[(f32, f32)]) {
+    for head in x.chunks_exact_mut(2 * angles.len().max(1)) {
+        for (pair, &(s, c)) in head.chunks_exact_mut(2).zip(angles) {
+            let (a, b) = (pair[0], pair[1]);
+            pair[0] = a * c - b * s;
+            pair[1] = a * s + b * c;
         }
     }
 }

@@ -51,8 +51,10 @@ impl Sampler {
     /// Picks the next token from `logits` given the tokens so far (for the penalty).
     pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
         let p = &self.params;
-        let mut l = logits.to_vec();
+        // A copy only when the penalty changes some logits.
+        let mut l = std::borrow::Cow::Borrowed(logits);
         if p.repetition_penalty != 1.0 {
+            let l = l.to_mut();
             let start = history.len().saturating_sub(p.repeat_last_n);
             let mut seen: Vec<u32> = history[start..].to_vec();
             seen.sort_unstable();
@@ -75,10 +77,15 @@ impl Sampler {
             .enumerate()
             .map(|(i, &v)| (i as u32, v / p.temperature))
             .collect();
-        cand.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        if p.top_k > 0 {
+        // Highest first, ties by id: a total order, so partitioning out the top k and
+        // sorting only those gives exactly the full sort's first k (not n log n over
+        // the whole vocabulary for k = 40).
+        let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        if p.top_k > 0 && p.top_k < cand.len() {
+            cand.select_nth_unstable_by(p.top_k - 1, order);
             cand.truncate(p.top_k);
         }
+        cand.sort_by(order);
         let max = cand[0].1;
         let mut probs: Vec<f32> = cand.iter().map(|c| (c.1 - max).exp()).collect();
         let sum: f32 = probs.iter().sum();
@@ -213,6 +220,23 @@ mod tests {
         );
         let other = run(&SamplerParams { seed: 43, ..params });
         assert_ne!(a, other, "another seed gives another sequence");
+    }
+
+    #[test]
+    fn top_k_breaks_ties_by_id_as_a_full_sort_would() {
+        // 100 equal logits: the top 3 are ids 0, 1, 2 (the full sort's order), and
+        // each is drawn.
+        let mut s = Sampler::new(SamplerParams {
+            temperature: 1.0,
+            top_k: 3,
+            top_p: 1.0,
+            seed: 7,
+            ..Default::default()
+        });
+        let logits = vec![0.5f32; 100];
+        let drawn: Vec<u32> = (0..300).map(|_| s.sample(&logits, &[])).collect();
+        assert!(drawn.iter().all(|&t| t < 3), "{drawn:?}");
+        assert!((0..3).all(|t| drawn.contains(&t)));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use powerinfer_core::{FfnPolicy, Model, Session};
+use powerinfer_core::{FfnPolicy, Model, Prefill, Session};
 use powerinfer_kernels::Kernels;
 use serde_json::Value;
 
@@ -87,13 +87,22 @@ fn tiny_models_match_the_reference_in_prefill_and_decode() {
         let vocab = model.config().vocab;
         for threads in [1, 2] {
             let k = Kernels::new().with_threads(threads).unwrap();
-            // Prefill: all tokens in one batched pass.
+            // Exact prefill: all tokens in one batched pass, in f32 on decoded weights
+            // for every type.
             let mut s = Session::new(&model, k.clone(), 32).unwrap();
+            s.set_prefill(Prefill::Exact);
             let got = s.forward_all(&toks, &FfnPolicy::Dense).unwrap();
             let err = rel_err(&got, &want);
-            println!("{name} t{threads} prefill: max rel err {err:.2e}");
-            // The batched path works in f32 on decoded weights for every type.
+            println!("{name} t{threads} exact prefill: max rel err {err:.2e}");
             assert!(err < 2e-4, "{name} prefill: rel err {err}");
+            // The int8 prefill: the decode step's arithmetic (8-bit activations over
+            // packed weights) for quantized models, the exact one for float ones.
+            let mut s = Session::new(&model, k.clone(), 32).unwrap();
+            s.set_prefill(Prefill::Int8);
+            let got = s.forward_all(&toks, &FfnPolicy::Dense).unwrap();
+            let err = rel_err(&got, &want);
+            println!("{name} t{threads} int8 prefill: max rel err {err:.2e}");
+            assert!(err < tolerance(e), "{name} int8 prefill: rel err {err}");
             // Decode: one token at a time through the KV cache.
             let mut s = Session::new(&model, k, 32).unwrap();
             for (p, &t) in toks.iter().enumerate() {
@@ -157,6 +166,7 @@ fn smollm2_matches_the_reference_and_knows_paris() {
         let toks = tokens(e);
         let want = read_f32(e["logits_file"].as_str().unwrap());
         let mut s = Session::new(&model, Kernels::new(), 64).unwrap();
+        s.set_prefill(Prefill::Exact);
         let got = s.forward(&toks, &FfnPolicy::Dense).unwrap();
         let err = rel_err(&got, &want);
         let l2 = rel_l2(&got, &want);
@@ -168,8 +178,8 @@ fn smollm2_matches_the_reference_and_knows_paris() {
             argmax(&got),
             argmax(&want)
         );
-        // The prompt goes through the batched path, which decodes weights to f32 and
-        // keeps activations in f32: float64 agreement to f32 rounding.
+        // The exact prefill decodes weights to f32 and keeps activations in f32:
+        // float64 agreement to f32 rounding.
         assert!(
             err < 1e-4 && l2 < 1e-4 && kl < 1e-8,
             "{name}: rel err {err}, L2 {l2}, KL {kl}"
@@ -185,6 +195,7 @@ fn smollm2_matches_the_reference_and_knows_paris() {
     }
     // Decode (one token at a time) quantizes activations to 8 bits, as ggml does:
     // a few percent from the reference in the logits, far less in the distribution.
+    // So does the int8 prefill.
     for e in index().iter().filter(|e| e["file"] == "default") {
         let toks = tokens(e);
         let want = read_f32(e["logits_file"].as_str().unwrap());
@@ -198,6 +209,18 @@ fn smollm2_matches_the_reference_and_knows_paris() {
         assert!(
             l2 < 0.2 && kl < 0.02,
             "{}: decode L2 {l2}, KL {kl}",
+            e["name"]
+        );
+        // The int8 prefill is the decode step's arithmetic, batched: held to the
+        // decode path's bounds.
+        let mut s = Session::new(&model, Kernels::new(), 64).unwrap();
+        s.set_prefill(Prefill::Int8);
+        let got = s.forward(&toks, &FfnPolicy::Dense).unwrap();
+        let (l2, kl) = (rel_l2(&got, &want), kl_div(&want, &got));
+        println!("{} int8 prefill: rel L2 {l2:.2e}, KL {kl:.2e}", e["name"]);
+        assert!(
+            l2 < 0.2 && kl < 0.02,
+            "{}: int8 prefill L2 {l2}, KL {kl}",
             e["name"]
         );
     }

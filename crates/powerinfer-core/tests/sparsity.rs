@@ -23,9 +23,10 @@ fn calibrated_policies_hit_their_density_on_held_out_text() {
         .flat_map(|&t| dense.forward(&[t], &FfnPolicy::Dense).unwrap())
         .collect();
     // Measured on this 135M SwiGLU model (no exact zeros, gate-magnitude cut only):
-    // 0.5 → ~70% top-1 agreement, 0.3 → ~40%. The bounds catch a broken sparse path
-    // (which agrees ~never), not a quality target; the sweep tool measures quality.
-    for (target, min_agreement) in [(0.5, 0.55), (0.3, 0.25)] {
+    // 0.5 → 65–70% top-1 agreement, 0.3 → 25–40% (against the packed or the row-major
+    // dense decode, whose 8-bit rounding differs). The bounds catch a broken sparse path (which agrees ~never), not a quality target; the sweep tool measures
+    // quality.
+    for (target, min_agreement) in [(0.5, 0.55), (0.3, 0.15)] {
         let per_layer = thresholds_for_density(&model, &k, calib, target).unwrap();
         assert_eq!(per_layer.len(), 30);
         let policy = FfnPolicy::Threshold { per_layer };

@@ -9,7 +9,7 @@ use powerinfer_core::eval::{
     Sparsity, compare, greedy_agreement, greedy_continuations, reference, score,
 };
 use powerinfer_core::input_sparsity::{InputProfile, InputRank};
-use powerinfer_core::{ColdChoice, FfnPolicy, Model, ModelError, Session};
+use powerinfer_core::{ColdChoice, FfnPolicy, Model, ModelError, Prefill, Session};
 use powerinfer_kernels::Kernels;
 
 fn model(name: &str) -> Model {
@@ -26,10 +26,12 @@ const TOKENS: [u32; 12] = [1, 17, 42, 5, 88, 17, 60, 3, 95, 7, 7, 31];
 const N_FF: usize = 160;
 
 /// Logits of every position under `sparsity` (batched prefill, or one token at a
-/// time), and the session's statistics.
+/// time), and the session's statistics. The batched pass is the exact (f32) prefill,
+/// where the dense and the sparse products share one arithmetic.
 fn run(m: &Model, sparsity: &Sparsity, batched: bool) -> (Vec<f32>, powerinfer_core::FfnStats) {
     let mut s = Session::new(m, Kernels::new(), 16).unwrap();
     s.set_input_sparsity(sparsity.input.clone());
+    s.set_prefill(Prefill::Exact);
     let logits = if batched {
         s.forward_all(&TOKENS, &sparsity.ffn).unwrap()
     } else {

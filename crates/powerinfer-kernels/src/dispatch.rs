@@ -177,20 +177,32 @@ pub(crate) fn colq4_block(
     }
 }
 
-/// One group of a [`crate::PackedMatrix`] dotted with `xq`: `out[r]` = row `r` (see
-/// `packed::group_dot`, the reference every level reproduces bitwise).
+/// Tokens per call of [`packed_group`] (callers pass at most this many).
+#[cfg(target_arch = "x86_64")]
+pub(crate) const PACKED_TOKENS: usize = crate::avx2_packed::TOKENS;
+/// Tokens per call of [`packed_group`] (callers pass at most this many).
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) const PACKED_TOKENS: usize = 4;
+
+/// One group of a [`crate::PackedMatrix`] dotted with each of `xqs` (at most
+/// [`PACKED_TOKENS`]): `out[t][r]` = row `r` · token `t` (see `packed::group_dot`, the
+/// reference every level reproduces bitwise, whatever the grouping of tokens).
 #[inline]
 pub(crate) fn packed_group(
     isa: Supported,
     wtype: WType,
     group: &[u8],
-    xq: &[BlockQ8],
-    out: &mut [f32; PACK_ROWS],
+    xqs: &[&[BlockQ8]],
+    out: &mut [[f32; PACK_ROWS]],
 ) {
     match isa.isa() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `dot`: `isa` proves the CPU runs AVX2, FMA and F16C.
-        Isa::Avx2 => unsafe { crate::avx2_packed::group_dot(wtype, group, xq, out) },
-        _ => crate::packed::group_dot(wtype, group, xq, out),
+        Isa::Avx2 => unsafe { crate::avx2_packed::group_dot(wtype, group, xqs, out) },
+        _ => {
+            for (xq, o) in xqs.iter().zip(out) {
+                crate::packed::group_dot(wtype, group, xq, o);
+            }
+        }
     }
 }

@@ -13,8 +13,8 @@
 
 use crate::blocks::{QK, f16_at};
 use crate::context::{check_len, prepare};
-use crate::dispatch::packed_group;
-use crate::q8::{BlockQ8, quantize_q8};
+use crate::dispatch::{PACKED_TOKENS, packed_group};
+use crate::q8::{BlockQ8, quantize_q8_into};
 use crate::{KernelError, Kernels, Matrix, WType};
 
 /// Rows interleaved per group: one per 32-bit lane of an AVX2 register.
@@ -61,17 +61,45 @@ impl PackedMatrix {
 
     /// Repacks `m` (row-major or strided). Errors for a type without a packed layout.
     pub fn pack(m: &Matrix) -> Result<PackedMatrix, KernelError> {
-        let wtype = m.wtype();
+        PackedMatrix::stack(&[*m])
+    }
+
+    /// Packs the rows of `parts` one after another as one matrix (rows of part 0, then
+    /// part 1, …). Why: projections that read the same input (q, k and v; gate and up)
+    /// then run as one product — one activation quantization, one parallel region —
+    /// and the caller splits each output row at the parts' row counts. Errors for a
+    /// type without a packed layout, or parts of different types or widths.
+    pub fn stack(parts: &[Matrix]) -> Result<PackedMatrix, KernelError> {
+        let Some(first) = parts.first() else {
+            return Err(KernelError::Unsupported("stacking no matrices".into()));
+        };
+        let (wtype, cols) = (first.wtype(), first.cols());
         if !Self::supports(wtype) {
             return Err(KernelError::Unsupported(format!(
                 "no packed layout for {wtype} (Q8_0, Q4_0 and Q4_1 have one)"
             )));
         }
-        let (rows, cols) = (m.rows(), m.cols());
+        if let Some(m) = parts
+            .iter()
+            .find(|m| m.wtype() != wtype || m.cols() != cols)
+        {
+            return Err(KernelError::Unsupported(format!(
+                "stacking a {} matrix of {} columns under a {wtype} one of {cols}",
+                m.wtype(),
+                m.cols()
+            )));
+        }
+        // Row r of the stack: (part, row in part).
+        let index: Vec<(usize, usize)> = parts
+            .iter()
+            .enumerate()
+            .flat_map(|(p, m)| (0..m.rows()).map(move |r| (p, r)))
+            .collect();
+        let rows = index.len();
         let groups = rows.div_ceil(PACK_ROWS);
         let (bb, sb, qb) = (wtype.block_bytes(), scale_bytes(wtype), quant_bytes(wtype));
         let group_bytes = PACK_ROWS
-            .checked_mul(m.row_bytes())
+            .checked_mul(first.row_bytes())
             .ok_or(KernelError::SizeOverflow)?;
         let mut data = vec![
             0u8;
@@ -82,8 +110,8 @@ impl PackedMatrix {
         for (gi, group) in data.chunks_exact_mut(group_bytes.max(1)).enumerate() {
             for (i, out) in group.chunks_exact_mut(PACK_ROWS * bb).enumerate() {
                 let (scales, quants) = out.split_at_mut(sb);
-                for r in 0..PACK_ROWS.min(rows - gi * PACK_ROWS) {
-                    let src = &m.row(gi * PACK_ROWS + r)[i * bb..(i + 1) * bb];
+                for (r, &(p, pr)) in index[gi * PACK_ROWS..].iter().take(PACK_ROWS).enumerate() {
+                    let src = &parts[p].row(pr)[i * bb..(i + 1) * bb];
                     // d (and m) of this row's block, into lane r of the scale run(s).
                     scales[2 * r..2 * r + 2].copy_from_slice(&src[..2]);
                     if wtype == WType::Q4_1 {
@@ -166,8 +194,7 @@ pub(crate) fn group_dot(wtype: WType, group: &[u8], xq: &[BlockQ8], out: &mut [f
                 _ => (0..QK / 2)
                     .map(|k| {
                         let b = byte(k / 4, k % 4);
-                        (b & 0x0F) as i32 * xb.qs[k] as i32
-                            + (b >> 4) as i32 * xb.qs[k + 16] as i32
+                        (b & 0x0F) as i32 * xb.qs[k] as i32 + (b >> 4) as i32 * xb.qs[k + 16] as i32
                     })
                     .sum(),
             };
@@ -240,11 +267,22 @@ impl Kernels {
             ys.fill(0.0);
             return Ok(());
         }
-        let mut xq = Vec::with_capacity(n * cols / QK);
-        let mut one = Vec::new();
-        for x in xs.chunks_exact(cols) {
-            quantize_q8(x, &mut one);
-            xq.extend_from_slice(&one);
+        let nb = cols / QK;
+        let mut xq = vec![BlockQ8::default(); n * nb];
+        // Token by token, over the pool for a batch (serial parts of a prefill are
+        // what keeps it from scaling with threads).
+        let quantize = |(x, q): (&[f32], &mut [BlockQ8])| quantize_q8_into(x, q);
+        if self.threads() > 1 && n > 1 {
+            use rayon::prelude::*;
+            self.install(|| {
+                xs.par_chunks_exact(cols)
+                    .zip(xq.par_chunks_exact_mut(nb))
+                    .for_each(quantize)
+            });
+        } else {
+            xs.chunks_exact(cols)
+                .zip(xq.chunks_exact_mut(nb))
+                .for_each(quantize);
         }
         self.packed_groups(w, &xq, n, ys);
         Ok(())
@@ -252,13 +290,7 @@ impl Kernels {
 
     /// Runs every group of `w` against the `n` activation vectors in `xq` (each
     /// `cols / 32` blocks), over the pool in runs of whole groups, into `ys` (`n × rows`).
-    fn packed_groups(
-        &self,
-        w: &PackedMatrix,
-        xq: &[BlockQ8],
-        n: usize,
-        ys: &mut [f32],
-    ) {
+    fn packed_groups(&self, w: &PackedMatrix, xq: &[BlockQ8], n: usize, ys: &mut [f32]) {
         let (groups, nb, rows) = (w.groups(), w.cols() / QK, w.rows());
         if groups == 0 {
             return;
@@ -266,12 +298,20 @@ impl Kernels {
         let isa = self.level();
         // Each task fills its groups' outputs, token-major within a group: [g][t][r].
         let run = |g0: usize, out: &mut [f32]| {
+            let mut v = [[0f32; PACK_ROWS]; PACKED_TOKENS];
             for (k, og) in out.chunks_exact_mut(n * PACK_ROWS).enumerate() {
                 let group = w.group(g0 + k);
-                for (t, ot) in og.chunks_exact_mut(PACK_ROWS).enumerate() {
-                    let mut v = [0f32; PACK_ROWS];
-                    packed_group(isa, w.wtype(), group, &xq[t * nb..(t + 1) * nb], &mut v);
-                    ot.copy_from_slice(&v);
+                for (c, oc) in og.chunks_mut(PACKED_TOKENS * PACK_ROWS).enumerate() {
+                    let t0 = c * PACKED_TOKENS;
+                    let tn = oc.len() / PACK_ROWS;
+                    let xqs: [&[BlockQ8]; PACKED_TOKENS] = std::array::from_fn(|t| {
+                        let at = (t0 + t.min(tn - 1)) * nb;
+                        &xq[at..at + nb]
+                    });
+                    packed_group(isa, w.wtype(), group, &xqs[..tn], &mut v[..tn]);
+                    for (o, vt) in oc.chunks_exact_mut(PACK_ROWS).zip(&v) {
+                        o.copy_from_slice(vt);
+                    }
                 }
             }
         };
@@ -287,15 +327,18 @@ impl Kernels {
                     .for_each(|(c, out)| run(c * per_task, out))
             });
         }
-        for (g, og) in tmp.chunks_exact(n * PACK_ROWS).enumerate() {
-            for (t, ot) in og.chunks_exact(PACK_ROWS).enumerate() {
-                for (r, &v) in ot.iter().enumerate() {
-                    let row = g * PACK_ROWS + r;
-                    if row < rows {
-                        ys[t * rows + row] = v;
-                    }
-                }
+        // Scatter [g][t][r] into token rows, a token per task for a batch.
+        let scatter = |(t, yt): (usize, &mut [f32])| {
+            for (g, yg) in yt.chunks_mut(PACK_ROWS).enumerate() {
+                let at = (g * n + t) * PACK_ROWS;
+                yg.copy_from_slice(&tmp[at..at + yg.len()]);
             }
+        };
+        if self.threads() > 1 && n > 1 {
+            use rayon::prelude::*;
+            self.install(|| ys.par_chunks_exact_mut(rows).enumerate().for_each(scatter));
+        } else {
+            ys.chunks_exact_mut(rows).enumerate().for_each(scatter);
         }
     }
 }

@@ -22,22 +22,33 @@ pub(crate) struct BlockQ8 {
 /// Quantizes `x` (a whole number of blocks) into `out` (cleared first).
 pub(crate) fn quantize_q8(x: &[f32], out: &mut Vec<BlockQ8>) {
     out.clear();
-    out.extend(x.chunks_exact(QK).map(|blk| {
-        let amax = blk.iter().fold(0f32, |a, v| a.max(v.abs()));
-        let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        let mut b = BlockQ8 {
-            d,
-            ..Default::default()
-        };
-        let mut sum = 0i32;
-        for (q, v) in b.qs.iter_mut().zip(blk) {
-            *q = round_i8(v * id);
-            sum += *q as i32;
-        }
-        b.sum = sum;
-        b
-    }));
+    out.resize(x.len() / QK, BlockQ8::default());
+    quantize_q8_into(x, out);
+}
+
+/// Quantizes the whole blocks of `x` into `out` (as many as both hold).
+pub(crate) fn quantize_q8_into(x: &[f32], out: &mut [BlockQ8]) {
+    for (o, blk) in out.iter_mut().zip(x.chunks_exact(QK)) {
+        *o = quantize_block(blk);
+    }
+}
+
+/// One block of 32 activations quantized.
+fn quantize_block(blk: &[f32]) -> BlockQ8 {
+    let amax = blk.iter().fold(0f32, |a, v| a.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let mut b = BlockQ8 {
+        d,
+        ..Default::default()
+    };
+    let mut sum = 0i32;
+    for (q, v) in b.qs.iter_mut().zip(blk) {
+        *q = round_i8(v * id);
+        sum += *q as i32;
+    }
+    b.sum = sum;
+    b
 }
 
 /// `v` rounded half away from zero and saturated to `i8`: exactly `v.round() as i8`

@@ -28,11 +28,19 @@ fn gemv_packed_matches_reference_everywhere() {
                         reference.gemv_packed(&p, &x, &mut yr).unwrap();
                         k.gemv(&m.matrix(), &x, &mut ym).unwrap();
                         for r in 0..rows {
-                            let what = format!("gemv_packed {isa} t{threads} {wtype} {rows}x{cols} row {r}");
+                            let what = format!(
+                                "gemv_packed {isa} t{threads} {wtype} {rows}x{cols} row {r}"
+                            );
                             assert_eq!(y[r].to_bits(), yr[r].to_bits(), "{what}: vs scalar");
                             let (want, scale) = dot64(m.row(r), &x);
                             assert_close(&what, y[r], want, scale, tol(wtype));
-                            assert_close(&format!("{what} vs row-major"), y[r], ym[r] as f64, scale, ISA_TOL);
+                            assert_close(
+                                &format!("{what} vs row-major"),
+                                y[r],
+                                ym[r] as f64,
+                                scale,
+                                ISA_TOL,
+                            );
                         }
                     }
                 }
@@ -56,7 +64,8 @@ fn gemm_packed_equals_gemv_packed_per_token() {
                         k.gemm_packed(&p, &xs, n, &mut ys).unwrap();
                         for t in 0..n {
                             let mut y = vec![0f32; rows];
-                            k.gemv_packed(&p, &xs[t * cols..(t + 1) * cols], &mut y).unwrap();
+                            k.gemv_packed(&p, &xs[t * cols..(t + 1) * cols], &mut y)
+                                .unwrap();
                             for r in 0..rows {
                                 assert_eq!(
                                     ys[t * rows + r].to_bits(),
@@ -77,7 +86,10 @@ fn packing_refuses_other_types_and_wrong_shapes() {
     for wtype in [WType::F32, WType::F16, WType::BF16] {
         let m = TestMatrix::random(wtype, 3, 32, 1);
         assert!(!PackedMatrix::supports(wtype));
-        assert!(matches!(PackedMatrix::pack(&m.matrix()), Err(KernelError::Unsupported(_))));
+        assert!(matches!(
+            PackedMatrix::pack(&m.matrix()),
+            Err(KernelError::Unsupported(_))
+        ));
     }
     let m = TestMatrix::random(WType::Q4_1, 9, 64, 2);
     let p = PackedMatrix::pack(&m.matrix()).unwrap();
@@ -92,7 +104,51 @@ fn packing_refuses_other_types_and_wrong_shapes() {
         Err(KernelError::Length { .. })
     ));
     assert!(matches!(
-        k.gemm_packed(&p, &[0.0; 128], 3, &mut vec![0.0; 27]),
+        k.gemm_packed(&p, &[0.0; 128], 3, &mut [0.0; 27]),
         Err(KernelError::Length { .. })
     ));
+}
+
+#[test]
+fn a_stack_computes_its_parts_one_after_another() {
+    for isa in isas() {
+        let k = kernels(isa, 2);
+        for wtype in PACKED {
+            // Parts whose row counts are not multiples of the group: rows of the next
+            // part start inside a group.
+            let parts: Vec<TestMatrix> = [5, 16, 3]
+                .iter()
+                .enumerate()
+                .map(|(i, &rows)| TestMatrix::random(wtype, rows, 96, i as u64 + 40))
+                .collect();
+            let views: Vec<_> = parts.iter().map(|m| m.matrix()).collect();
+            let stack = PackedMatrix::stack(&views).unwrap();
+            assert_eq!(stack.rows(), 24);
+            let x = random_vec(96, 9);
+            let mut y = vec![0f32; 24];
+            k.gemv_packed(&stack, &x, &mut y).unwrap();
+            let mut want = Vec::new();
+            for m in &views {
+                let mut yp = vec![0f32; m.rows()];
+                k.gemv_packed(&PackedMatrix::pack(m).unwrap(), &x, &mut yp)
+                    .unwrap();
+                want.extend(yp);
+            }
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&y), bits(&want), "{isa} {wtype}");
+        }
+    }
+    let a = TestMatrix::random(WType::Q4_0, 4, 64, 1);
+    let b = TestMatrix::random(WType::Q8_0, 4, 64, 2);
+    let c = TestMatrix::random(WType::Q4_0, 4, 32, 3);
+    for bad in [
+        vec![a.matrix(), b.matrix()],
+        vec![a.matrix(), c.matrix()],
+        vec![],
+    ] {
+        assert!(matches!(
+            PackedMatrix::stack(&bad),
+            Err(KernelError::Unsupported(_))
+        ));
+    }
 }
