@@ -1,6 +1,6 @@
 //! Row-dot operations: dense and row-gathered GEMV, and their batched (GEMM) forms.
 
-use crate::context::{check_idx, check_len, prepare};
+use crate::context::{PAR_MIN_BYTES, check_idx, check_len, prepare};
 use crate::dispatch::{DOT_ROWS, GEMM_ROWS, dot_f32_rows, dot_rows, row_f32};
 use crate::q8::Act;
 use crate::{KernelError, Kernels, Matrix};
@@ -174,10 +174,18 @@ impl Kernels {
                     .for_each(|(c, out)| run(c * rows_per_task, out))
             });
         }
-        for (k, yr) in yt.chunks_exact(n).enumerate() {
-            for (b, &v) in yr.iter().enumerate() {
-                ys[b * m + k] = v;
+        // Back to token rows, a token per task for a large batch (a serial transpose
+        // kept the exact prefill from scaling with threads).
+        let transpose = |(b, yb): (usize, &mut [f32])| {
+            for (k, y) in yb.iter_mut().enumerate() {
+                *y = yt[k * n + b];
             }
+        };
+        if self.threads() > 1 && n > 1 && m * n >= PAR_MIN_BYTES {
+            use rayon::prelude::*;
+            self.install(|| ys.par_chunks_exact_mut(m).enumerate().for_each(transpose));
+        } else {
+            ys.chunks_exact_mut(m).enumerate().for_each(transpose);
         }
         Ok(())
     }
