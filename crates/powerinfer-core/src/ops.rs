@@ -3,7 +3,7 @@
 //! Why scalar Rust: these touch O(dim) or O(context) values per token, next to the
 //! O(dim²) weight streaming in the kernels; clarity wins here.
 
-use powerinfer_kernels::{KernelError, Kernels, Matrix, WType};
+use powerinfer_kernels::{HeadRows, KernelError, Kernels};
 
 use crate::model::Norm;
 
@@ -68,7 +68,7 @@ pub(crate) fn softmax(x: &mut [f32]) {
 
 /// One query head against keys/values `0..len` of its KV head:
 /// `out = softmax(q·Kᵀ/√hd)·V`, with `K`, `V` read in place from the cache rows
-/// (`kv_dim` floats apart, this head's slice at `kv_off`) by the f32 kernels.
+/// (`kv_dim` floats apart, this head's slice at `kv_off`) by the head kernels.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attend_head(
     kernels: &Kernels,
@@ -77,35 +77,21 @@ pub(crate) fn attend_head(
     values: &[f32],
     kv_dim: usize,
     kv_off: usize,
-    positions: &[u32],
     out: &mut [f32],
     scores: &mut Vec<f32>,
 ) -> Result<(), KernelError> {
     let hd = q.len();
     let len = keys.len() / kv_dim;
-    fn view(
-        rows: &[f32],
-        len: usize,
-        hd: usize,
-        kv_dim: usize,
-        kv_off: usize,
-    ) -> Result<Matrix<'_>, KernelError> {
-        Matrix::strided(
-            WType::F32,
-            len,
-            hd,
-            kv_dim * 4,
-            bytemuck::cast_slice(&rows[kv_off..]),
-        )
-    }
     scores.resize(len, 0.0);
-    kernels.gemv(&view(keys, len, hd, kv_dim, kv_off)?, q, scores)?;
+    kernels.head_scores(&HeadRows::new(keys, kv_dim, kv_off, hd, len)?, q, scores)?;
     let scale = 1.0 / (hd as f32).sqrt();
     scores.iter_mut().for_each(|s| *s *= scale);
     softmax(scores);
-    out.fill(0.0);
-    let values = view(values, len, hd, kv_dim, kv_off)?;
-    kernels.axpy_rows(&values, scores, &positions[..len], out)
+    kernels.head_mix(
+        &HeadRows::new(values, kv_dim, kv_off, hd, len)?,
+        scores,
+        out,
+    )
 }
 
 /// `y += b` elementwise when a bias is present.

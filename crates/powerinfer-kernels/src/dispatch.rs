@@ -206,3 +206,27 @@ pub(crate) fn packed_group(
         }
     }
 }
+
+/// Attention scores of one head at `isa` (see `heads::scores`, the reference every level
+/// reproduces bitwise).
+#[inline]
+pub(crate) fn head_scores(isa: Supported, k: &crate::HeadRows, q: &[f32], out: &mut [f32]) {
+    match isa.isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`: `isa` proves the CPU runs AVX2, FMA and F16C.
+        Isa::Avx2 => unsafe { crate::avx2_heads::head_scores(k, q, out) },
+        _ => crate::heads::scores(k, q, out),
+    }
+}
+
+/// The attention mix of one head at `isa` (see `heads::mix`, the reference every level
+/// reproduces bitwise).
+#[inline]
+pub(crate) fn head_mix(isa: Supported, v: &crate::HeadRows, w: &[f32], out: &mut [f32]) {
+    match isa.isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`: `isa` proves the CPU runs AVX2, FMA and F16C.
+        Isa::Avx2 => unsafe { crate::avx2_heads::head_mix(v, w, out) },
+        _ => crate::heads::mix(v, w, out),
+    }
+}

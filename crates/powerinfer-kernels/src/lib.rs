@@ -25,6 +25,8 @@
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
+mod avx2_heads;
+#[cfg(target_arch = "x86_64")]
 mod avx2_packed;
 mod axpy;
 mod blocks;
@@ -35,6 +37,7 @@ mod error;
 mod ffn;
 mod ffn_batch;
 mod gemv;
+mod heads;
 mod isa;
 mod matrix;
 mod packed;
@@ -48,6 +51,7 @@ pub use context::{Kernels, MAX_THREADS};
 pub use error::KernelError;
 pub use ffn::{Activation, BundledFfn, DownRows, FfnScratch, FfnWeights, Skip, transpose};
 pub use ffn_batch::FfnBatchScratch;
+pub use heads::HeadRows;
 pub use isa::{Isa, Supported};
 pub use matrix::Matrix;
 pub use packed::{PACK_ROWS, PackedMatrix};

@@ -120,8 +120,6 @@ pub struct Session<'m> {
     all_neurons: Vec<u32>,
     /// Single-threaded kernels for work already split over the pool (attention heads).
     serial: Kernels,
-    /// `0..ctx_len`, the index list of "every cached position".
-    positions: Vec<u32>,
     predict: PredictScratch,
     input: Option<InputMode>,
     hybrid: Option<Arc<Hybrid>>,
@@ -187,7 +185,6 @@ impl<'m> Session<'m> {
             },
             all_neurons: (0..cfg.n_ff as u32).collect(),
             serial,
-            positions: (0..ctx as u32).collect(),
             predict: PredictScratch::default(),
             input: None,
             hybrid: None,
@@ -602,7 +599,7 @@ impl<'m> Session<'m> {
         let (keys, values) = self.cache.layer(li, pos0 + n);
         let group = cfg.n_heads / cfg.n_kv_heads;
         let mut att = vec![0f32; n * d];
-        let (serial, positions) = (&self.serial, &self.positions);
+        let serial = &self.serial;
         // One (token, head) pair per task: token b sees positions 0..=pos0+b.
         let work = |(e, out): (usize, &mut [f32])| {
             let (b, head) = (e / cfg.n_heads, e % cfg.n_heads);
@@ -616,7 +613,6 @@ impl<'m> Session<'m> {
                 &values[..len * kvd],
                 kvd,
                 (head / group) * hd,
-                positions,
                 out,
                 &mut scores,
             )
