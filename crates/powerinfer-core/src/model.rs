@@ -36,6 +36,17 @@ pub(crate) struct Linear {
     pub packed: Option<PackedMatrix>,
 }
 
+impl Linear {
+    /// Adds the bias, when there is one, to every output row of `ys` (rows as wide as
+    /// the bias).
+    pub(crate) fn add_bias_rows(&self, ys: &mut [f32]) {
+        if let Some(b) = &self.b {
+            ys.chunks_exact_mut(b.len().max(1))
+                .for_each(|y| crate::ops::add_bias(y, Some(b)));
+        }
+    }
+}
+
 /// One transformer block.
 #[derive(Debug)]
 pub(crate) struct Layer {

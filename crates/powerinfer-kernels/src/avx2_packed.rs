@@ -9,10 +9,11 @@ use std::arch::x86_64::*;
 
 use crate::WType;
 use crate::blocks::QK;
+use crate::dispatch::PACKED_TOKENS;
 use crate::packed::{PACK_ROWS, scale_bytes};
 use crate::q8::BlockQ8;
 
-/// `out[t][r] = row r · x_t` for one group and `xqs.len() <= TOKENS` activation
+/// `out[t][r] = row r · x_t` for one group and `xqs.len() <= PACKED_TOKENS` activation
 /// vectors (see `packed::group_dot`, whose arithmetic this reproduces exactly for each
 /// token: the same integer sums, the same FMA order). Tokens go through together so
 /// that each weight piece is loaded and unpacked once for all of them.
@@ -28,12 +29,9 @@ pub(crate) fn group_dot(
         1 => group_dot_t::<1>(wtype, group, xqs, out),
         2 => group_dot_t::<2>(wtype, group, xqs, out),
         3 => group_dot_t::<3>(wtype, group, xqs, out),
-        _ => group_dot_t::<4>(wtype, group, xqs, out),
+        _ => group_dot_t::<PACKED_TOKENS>(wtype, group, xqs, out),
     }
 }
-
-/// Tokens per pass of [`group_dot`].
-pub(crate) const TOKENS: usize = 4;
 
 /// [`group_dot`] for exactly `T` tokens (the first `T` of `xqs` and `out`).
 #[target_feature(enable = "avx2,fma,f16c")]

@@ -178,10 +178,6 @@ pub(crate) fn colq4_block(
 }
 
 /// Tokens per call of [`packed_group`] (callers pass at most this many).
-#[cfg(target_arch = "x86_64")]
-pub(crate) const PACKED_TOKENS: usize = crate::avx2_packed::TOKENS;
-/// Tokens per call of [`packed_group`] (callers pass at most this many).
-#[cfg(not(target_arch = "x86_64"))]
 pub(crate) const PACKED_TOKENS: usize = 4;
 
 /// One group of a [`crate::PackedMatrix`] dotted with each of `xqs` (at most

@@ -509,10 +509,7 @@ impl<'m> Session<'m> {
                 ys
             }
         };
-        if lin.b.is_some() {
-            ys.chunks_exact_mut(m.rows())
-                .for_each(|y| add_bias(y, lin.b.as_ref()));
-        }
+        lin.add_bias_rows(&mut ys);
         Ok(ys)
     }
 
@@ -564,16 +561,9 @@ impl<'m> Session<'m> {
                     k.extend_from_slice(rk);
                     v.extend_from_slice(rv);
                 }
-                for (out, lin, width) in [
-                    (&mut q, &layer.q, d),
-                    (&mut k, &layer.k, kvd),
-                    (&mut v, &layer.v, kvd),
-                ] {
-                    if lin.b.is_some() {
-                        out.chunks_exact_mut(width)
-                            .for_each(|y| add_bias(y, lin.b.as_ref()));
-                    }
-                }
+                layer.q.add_bias_rows(&mut q);
+                layer.k.add_bias_rows(&mut k);
+                layer.v.add_bias_rows(&mut v);
                 (q, k, v)
             }
             None => (
