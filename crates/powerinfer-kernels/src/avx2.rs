@@ -1,156 +1,25 @@
-//! AVX2 + FMA + F16C row kernels (x86-64).
+//! AVX2 + FMA + F16C building blocks shared by the types' kernels (`types/*.rs`), and
+//! the type-independent kernels: the f32 register-blocked GEMM and the ColQ4 axpy.
 //!
 //! Every function here is safe to call for *any* slice lengths: loops run only over the
 //! values present in all operands, so each raw load below is in bounds by its loop
 //! condition. The one precondition is the CPU feature set, which the `#[target_feature]`
-//! attribute makes the caller's `unsafe` responsibility (see `dispatch.rs`).
+//! attribute makes the caller's `unsafe` responsibility (see `types::by_isa`).
 
 use std::arch::x86_64::*;
 
-use crate::WType;
 use crate::blocks::QK;
-use crate::dispatch::DOT_ROWS;
-use crate::q8::{Act, BlockQ8};
+use crate::dispatch::GEMM_ROWS;
+use crate::q8::BlockQ8;
 
-/// `row · x` for every type (see `scalar::dot`).
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn dot(wtype: WType, row: &[u8], x: &Act) -> f32 {
-    match wtype {
-        WType::F32 => dot_float::<F32>(row, x.f),
-        WType::F16 => dot_float::<F16>(row, x.f),
-        WType::BF16 => dot_float::<BF16>(row, x.f),
-        WType::Q8_0 => dot_q8_0(row, x.q),
-        WType::Q4_0 => dot_q4_0(row, x.q),
-        WType::Q4_1 => dot_q4_1_r::<false, 1>([row], [row.as_ptr()], x.q)[0],
-    }
-}
-
-/// `y += h · row` for every type (see `scalar::axpy`).
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn axpy(wtype: WType, row: &[u8], h: f32, y: &mut [f32]) {
-    match wtype {
-        WType::F32 => axpy_float::<F32>(row, h, y),
-        WType::F16 => axpy_float::<F16>(row, h, y),
-        WType::BF16 => axpy_float::<BF16>(row, h, y),
-        WType::Q8_0 => axpy_q8_0(row, h, y),
-        WType::Q4_0 => axpy_q4_0(row, h, y),
-        WType::Q4_1 => axpy_q4_1(row, h, y),
-    }
-}
-
-/// Float weight encodings, as const-generic tags (so each loader inlines).
-const F32: u8 = 0;
-const F16: u8 = 1;
-const BF16: u8 = 2;
-
-/// Rows per call of [`axpy4`].
-const R: usize = 4;
-
-/// Loads 8 weights of float encoding `T` from `p` as f32.
-///
-/// # Safety
-/// `p` must be valid for 8 values (32 bytes for F32, 16 otherwise).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn load8<const T: u8>(p: *const u8) -> __m256 {
-    // SAFETY: the caller guarantees 8 readable values; loadu has no alignment need.
-    unsafe {
-        match T {
-            F32 => _mm256_loadu_ps(p.cast()),
-            F16 => _mm256_cvtph_ps(_mm_loadu_si128(p.cast())),
-            _ => {
-                let h = _mm_loadu_si128(p.cast());
-                _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16))
-            }
-        }
-    }
-}
+/// Rows per call of the four-row axpy kernels.
+pub(crate) const R: usize = 4;
 
 #[target_feature(enable = "avx2,fma,f16c")]
-fn hsum(v: __m256) -> f32 {
+pub(crate) fn hsum(v: __m256) -> f32 {
     let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
-}
-
-/// `y += Σ_r h[r] · rows[r]` for four rows of one type at once, with exactly the
-/// updates (and roundings) of four [`axpy`] calls in order, but `y` is loaded and
-/// stored once per four rows instead of once per row.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn axpy4(wtype: WType, rows: [&[u8]; R], h: [f32; R], y: &mut [f32]) {
-    match wtype {
-        WType::F32 => axpy4_float::<F32>(rows, h, y),
-        WType::F16 => axpy4_float::<F16>(rows, h, y),
-        WType::BF16 => axpy4_float::<BF16>(rows, h, y),
-        WType::Q8_0 => axpy4_q8_0(rows, h, y),
-        WType::Q4_0 => axpy4_q4::<false>(rows, h, y),
-        WType::Q4_1 => axpy4_q4::<true>(rows, h, y),
-    }
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-fn axpy4_float<const T: u8>(rows: [&[u8]; R], h: [f32; R], y: &mut [f32]) {
-    let width = width::<T>();
-    let n = rows.iter().fold(y.len(), |n, r| n.min(r.len() / width));
-    let hv = h.map(|v| _mm256_set1_ps(v));
-    let w = rows.map(<[u8]>::as_ptr);
-    let yp = y.as_mut_ptr();
-    let mut i = 0;
-    while i + 8 <= n {
-        // SAFETY: i + 8 <= n: 8 values of every row and of `y` are in bounds; `y` is
-        // borrowed mutably, so nothing else aliases the store.
-        unsafe {
-            let mut yv = _mm256_loadu_ps(yp.add(i));
-            for r in 0..R {
-                yv = _mm256_fmadd_ps(hv[r], load8::<T>(w[r].add(i * width)), yv);
-            }
-            _mm256_storeu_ps(yp.add(i), yv);
-        }
-        i += 8;
-    }
-    for (row, hr) in rows.into_iter().zip(h) {
-        crate::scalar::axpy(
-            float_wtype::<T>(),
-            &row[i * width..n * width],
-            hr,
-            &mut y[i..n],
-        );
-    }
-}
-
-/// [`axpy4`] for Q8_0: the same updates as four [`axpy`] calls, but each 8 quants are
-/// widened straight from memory (`vpmovsxbd ymm, m64`) instead of being loaded as 16
-/// bytes and shifted into place, which saves a shuffle per 8 values per row.
-#[target_feature(enable = "avx2,fma,f16c")]
-fn axpy4_q8_0(rows: [&[u8]; R], h: [f32; R], y: &mut [f32]) {
-    let n = rows.iter().fold(y.len() / QK, |n, r| n.min(r.len() / 34));
-    let w = rows.map(<[u8]>::as_ptr);
-    let yp = y.as_mut_ptr();
-    let (h01, h23) = (
-        _mm_setr_ps(h[0], h[1], 0.0, 0.0),
-        _mm_setr_ps(h[2], h[3], 0.0, 0.0),
-    );
-    for i in 0..n {
-        // SAFETY: i < n: block i of every row (34 bytes at 34·i: the scale, then 32
-        // quants read as four 8-byte pieces at 2 + 8k) and values QK·i..QK·(i + 1) of `y`
-        // are in bounds; `y` is borrowed mutably.
-        unsafe {
-            let p = w.map(|r| r.add(34 * i));
-            let (d0, d1) = f16x2(f16_bits(p[0]), f16_bits(p[1]), h01);
-            let (d2, d3) = f16x2(f16_bits(p[2]), f16_bits(p[3]), h23);
-            let d = [d0, d1, d2, d3].map(|v| _mm256_set1_ps(v));
-            for k in 0..4 {
-                let yk = yp.add(QK * i + 8 * k);
-                let mut yv = _mm256_loadu_ps(yk);
-                for r in 0..R {
-                    let q = _mm_loadl_epi64(p[r].add(2 + 8 * k).cast());
-                    let wv = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
-                    yv = _mm256_fmadd_ps(d[r], wv, yv);
-                }
-                _mm256_storeu_ps(yk, yv);
-            }
-        }
-    }
 }
 
 /// [`axpy4`] for Q4_0 (`MIN = false`: `d·(q − 8)`) and Q4_1 (`MIN`: `d·q + m`): the
@@ -158,7 +27,7 @@ fn axpy4_q8_0(rows: [&[u8]; R], h: [f32; R], y: &mut [f32]) {
 /// `vpmovzxbd` of 8 quant bytes gives values `j..j + 8` in the low nibbles and
 /// `j + 16..j + 24` in the high ones (an `and` and a shift, no cross-lane shuffles).
 #[target_feature(enable = "avx2,fma,f16c")]
-fn axpy4_q4<const MIN: bool>(rows: [&[u8]; R], h: [f32; R], y: &mut [f32]) {
+pub(crate) fn axpy4_q4<const MIN: bool>(rows: [&[u8]; R], h: [f32; R], y: &mut [f32]) {
     let (bb, qs) = if MIN { (20, 4) } else { (18, 2) };
     let n = rows.iter().fold(y.len() / QK, |n, r| n.min(r.len() / bb));
     let w = rows.map(<[u8]>::as_ptr);
@@ -216,7 +85,7 @@ fn axpy4_q4<const MIN: bool>(rows: [&[u8]; R], h: [f32; R], y: &mut [f32]) {
 /// # Safety
 /// `p` must be valid for 2 bytes of reads.
 #[inline]
-unsafe fn f16_bits(p: *const u8) -> u16 {
+pub(crate) unsafe fn f16_bits(p: *const u8) -> u16 {
     // SAFETY: the caller guarantees 2 readable bytes; read_unaligned has no alignment need.
     unsafe { p.cast::<u16>().read_unaligned() }
 }
@@ -228,138 +97,17 @@ unsafe fn f16_bits(p: *const u8) -> u16 {
 /// result (measured: half the speed). With both lanes used it is one whole `movd`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn f16x2(lo: u16, hi: u16, k: __m128) -> (f32, f32) {
+pub(crate) fn f16x2(lo: u16, hi: u16, k: __m128) -> (f32, f32) {
     let bits = (u32::from(lo) | (u32::from(hi) << 16)) as i32;
     let v = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(bits)), k);
     (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_movehdup_ps(v)))
-}
-
-/// The [`WType`] of float encoding `T` (for the scalar tails).
-fn float_wtype<const T: u8>() -> WType {
-    match T {
-        F32 => WType::F32,
-        F16 => WType::F16,
-        _ => WType::BF16,
-    }
-}
-
-/// Bytes per value of float encoding `T`.
-const fn width<const T: u8>() -> usize {
-    if T == F32 { 4 } else { 2 }
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-fn dot_float<const T: u8>(row: &[u8], x: &[f32]) -> f32 {
-    let width = width::<T>();
-    let n = (row.len() / width).min(x.len());
-    let (w, xp) = (row.as_ptr(), x.as_ptr());
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut i = 0;
-    while i + 32 <= n {
-        // The weights 4 KiB ahead, a cache line per 64 bytes read (a hint: the address
-        // may lie past the row, and prefetches never fault). Measured on Zen 1: dense
-        // F16/BF16 GEMV from DRAM 1.24–1.31× faster with it (4096×11008, 1 thread).
-        let at = w.wrapping_add(i * width + 4096);
-        for line in (0..32 * width).step_by(64) {
-            _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(line).cast());
-        }
-        for (k, a) in acc.iter_mut().enumerate() {
-            let j = i + 8 * k;
-            // SAFETY: j + 8 <= n, so 8 weights (8·width bytes) and 8 floats are in
-            // bounds; the CPU features are this function's own.
-            let (wv, xv) = unsafe { (load8::<T>(w.add(j * width)), _mm256_loadu_ps(xp.add(j))) };
-            *a = _mm256_fmadd_ps(wv, xv, *a);
-        }
-        i += 32;
-    }
-    while i + 8 <= n {
-        // SAFETY: i + 8 <= n, as above.
-        let (wv, xv) = unsafe { (load8::<T>(w.add(i * width)), _mm256_loadu_ps(xp.add(i))) };
-        acc[0] = _mm256_fmadd_ps(wv, xv, acc[0]);
-        i += 8;
-    }
-    let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-    let tail = Act {
-        f: &x[i..n],
-        q: &[],
-    };
-    hsum(sum) + crate::scalar::dot(float_wtype::<T>(), &row[i * width..n * width], &tail)
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-fn axpy_float<const T: u8>(row: &[u8], h: f32, y: &mut [f32]) {
-    let width = width::<T>();
-    let n = (row.len() / width).min(y.len());
-    let (w, yp) = (row.as_ptr(), y.as_mut_ptr());
-    let hv = _mm256_set1_ps(h);
-    let mut i = 0;
-    while i + 16 <= n {
-        // SAFETY: i + 16 <= n: 16 weights and 16 outputs are in bounds; `y` is borrowed
-        // mutably, so nothing else aliases the stores.
-        unsafe {
-            let (a, b) = (
-                load8::<T>(w.add(i * width)),
-                load8::<T>(w.add((i + 8) * width)),
-            );
-            let ya = _mm256_fmadd_ps(hv, a, _mm256_loadu_ps(yp.add(i)));
-            let yb = _mm256_fmadd_ps(hv, b, _mm256_loadu_ps(yp.add(i + 8)));
-            _mm256_storeu_ps(yp.add(i), ya);
-            _mm256_storeu_ps(yp.add(i + 8), yb);
-        }
-        i += 16;
-    }
-    while i + 8 <= n {
-        // SAFETY: i + 8 <= n, as above.
-        unsafe {
-            let yv = _mm256_fmadd_ps(hv, load8::<T>(w.add(i * width)), _mm256_loadu_ps(yp.add(i)));
-            _mm256_storeu_ps(yp.add(i), yv);
-        }
-        i += 8;
-    }
-    crate::scalar::axpy(
-        float_wtype::<T>(),
-        &row[i * width..n * width],
-        h,
-        &mut y[i..n],
-    );
-}
-
-/// `out[r] = rows[r] · x` for up to [`DOT_ROWS`](crate::dispatch::DOT_ROWS) rows of one type (`out.len()` rows;
-/// extra rows are ignored). Each output has exactly the arithmetic of [`dot`] on its
-/// row alone, whatever rows it is grouped with: the Q4_1 kernel is written over a row
-/// count `R` with independent per-row lanes and accumulators, and [`dot`] is its
-/// `R = 1` case (other types go row by row). Grouping shares the activation loads and
-/// converts the rows' scales together; `next` (the rows the caller takes next) is
-/// prefetched as it goes, since four interleaved row streams defeat the hardware
-/// prefetcher.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn dot_rows(wtype: WType, rows: &[&[u8]], next: &[&[u8]], x: &Act, out: &mut [f32]) {
-    let n = rows.len().min(out.len()).min(DOT_ROWS);
-    let (rows, out) = (&rows[..n], &mut out[..n]);
-    // Only Q4_1 is grouped: for Q8_0 and Q4_0 the single-row kernels (two blocks per
-    // step, two accumulators) measured as fast or faster than a four-row form on Zen 3
-    // (Q8_0 is bound by memory already; four interleaved row streams lost 20%).
-    let grouped = wtype == WType::Q4_1;
-    // Grouped only when every row has the same length (always, for the rows of one
-    // matrix); otherwise row by row, which is the same arithmetic.
-    let same = rows.iter().all(|r| r.len() == rows[0].len());
-    if !grouped || !same || n != DOT_ROWS {
-        for (o, row) in out.iter_mut().zip(rows) {
-            *o = dot(wtype, row, x);
-        }
-        return;
-    }
-    let r4 = [rows[0], rows[1], rows[2], rows[3]];
-    // The rows to prefetch while these run: the caller's next rows, else these.
-    let pf = std::array::from_fn(|r| next.get(r).unwrap_or(&r4[r]).as_ptr());
-    out.copy_from_slice(&dot_q4_1_r::<true, 4>(r4, pf, x.q));
 }
 
 /// Prefetches byte `off` of each row at `pf` when `PF` (a hint: the addresses are
 /// never read, and may lie past a row's end).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn prefetch_blocks<const PF: bool, const R: usize>(pf: [*const u8; R], off: usize) {
+pub(crate) fn prefetch_blocks<const PF: bool, const R: usize>(pf: [*const u8; R], off: usize) {
     if PF {
         for p in pf {
             // A prefetch never faults and reads nothing architecturally.
@@ -369,14 +117,14 @@ fn prefetch_blocks<const PF: bool, const R: usize>(pf: [*const u8; R], off: usiz
 }
 
 /// The number of whole blocks of `bb` bytes that every one of `rows` and `xq` holds.
-fn blocks_in<const R: usize>(rows: &[&[u8]; R], xq: &[BlockQ8], bb: usize) -> usize {
+pub(crate) fn blocks_in<const R: usize>(rows: &[&[u8]; R], xq: &[BlockQ8], bb: usize) -> usize {
     rows.iter().fold(xq.len(), |n, r| n.min(r.len() / bb))
 }
 
 /// `v` with lane `k` broadcast to all eight lanes (`k < 8`).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn lane(v: __m256, k: usize) -> __m256 {
+pub(crate) fn lane(v: __m256, k: usize) -> __m256 {
     _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(k as i32))
 }
 
@@ -387,7 +135,7 @@ fn lane(v: __m256, k: usize) -> __m256 {
 /// `qs` must be valid for 16 bytes of reads.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn nibbles(qs: *const u8) -> __m256i {
+pub(crate) unsafe fn nibbles(qs: *const u8) -> __m256i {
     // SAFETY: the caller guarantees 16 readable bytes; loadu has no alignment need.
     let raw = unsafe { _mm_loadu_si128(qs.cast()) };
     let both = _mm256_broadcastsi128_si256(raw);
@@ -398,14 +146,14 @@ unsafe fn nibbles(qs: *const u8) -> __m256i {
 /// Sums pairs of i16 lanes of `v` into i32 lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn pairs(v: __m256i) -> __m256i {
+pub(crate) fn pairs(v: __m256i) -> __m256i {
     _mm256_madd_epi16(v, _mm256_set1_epi16(1))
 }
 
 /// The activation block `xb`'s quants (32-byte aligned by `BlockQ8`'s layout).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn xq_load(xb: &BlockQ8) -> __m256i {
+pub(crate) fn xq_load(xb: &BlockQ8) -> __m256i {
     // SAFETY: `qs` is 32 readable bytes at the start of a 32-byte-aligned struct.
     unsafe { _mm256_load_si256(xb.qs.as_ptr().cast()) }
 }
@@ -413,51 +161,15 @@ fn xq_load(xb: &BlockQ8) -> __m256i {
 /// The i32 lanes of `v` as floats, scaled by `d` and added to `acc`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn fma_i32(acc: __m256, d: f32, v: __m256i) -> __m256 {
+pub(crate) fn fma_i32(acc: __m256, d: f32, v: __m256i) -> __m256 {
     _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(v), acc)
-}
-
-/// One Q8_0 block at `b` dotted with `xb` (`d` = both scales), added to `acc`.
-///
-/// # Safety
-/// `b` must be valid for 34 bytes of reads.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0_block(b: *const u8, xb: &BlockQ8, d: f32, acc: __m256) -> __m256 {
-    // SAFETY: the caller guarantees 34 bytes at `b`; `xb.qs` is 32 bytes.
-    let (w, x) = unsafe {
-        (
-            _mm256_loadu_si256(b.add(2).cast()),
-            _mm256_loadu_si256(xb.qs.as_ptr().cast()),
-        )
-    };
-    // maddubs wants unsigned × signed: move w's sign onto x (ggml's trick).
-    let p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-    fma_i32(acc, d, _mm256_madd_epi16(p, _mm256_set1_epi16(1)))
-}
-
-/// One Q4_0 block at `b` dotted with `xb` (`d` = both scales), added to `acc`; the
-/// `−8·Σx` offset is folded into the integer sum.
-///
-/// # Safety
-/// `b` must be valid for 18 bytes of reads.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_0_block(b: *const u8, xb: &BlockQ8, d: f32, acc: __m256) -> __m256 {
-    // SAFETY: the caller guarantees the block: 2 scale bytes then 16 quant bytes.
-    let w = unsafe { nibbles(b.add(2)) };
-    // SAFETY: `xb.qs` is 32 readable bytes.
-    let x = unsafe { _mm256_loadu_si256(xb.qs.as_ptr().cast()) };
-    let v = _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
-    let offset = _mm256_zextsi128_si256(_mm_cvtsi32_si128(8 * xb.sum));
-    fma_i32(acc, d, _mm256_sub_epi32(v, offset))
 }
 
 /// Dots a row of `bb`-byte blocks two at a time (independent accumulators, scales
 /// converted in pairs) with `block(ptr, x block, scale product, acc)`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_pairs(
+pub(crate) fn dot_pairs(
     row: &[u8],
     xq: &[BlockQ8],
     bb: usize,
@@ -493,57 +205,6 @@ fn dot_pairs(
     hsum(_mm256_add_ps(acc[0], acc[1]))
 }
 
-#[target_feature(enable = "avx2,fma,f16c")]
-fn dot_q8_0(row: &[u8], xq: &[BlockQ8]) -> f32 {
-    dot_pairs(row, xq, 34, q8_0_block)
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-fn dot_q4_0(row: &[u8], xq: &[BlockQ8]) -> f32 {
-    dot_pairs(row, xq, 18, q4_0_block)
-}
-
-/// `R` Q4_1 rows dotted with `xq` (see [`dot_rows`]): the scaled products go into one
-/// accumulator per row, the `min·Σx` terms into the odd lanes of `corr` (lane
-/// `2r + 1` for row `r`; the even lanes collect unused `d·Σx` values).
-#[target_feature(enable = "avx2,fma,f16c")]
-fn dot_q4_1_r<const PF: bool, const R: usize>(
-    rows: [&[u8]; R],
-    pf: [*const u8; R],
-    xq: &[BlockQ8],
-) -> [f32; R] {
-    let n = blocks_in(&rows, xq, 20);
-    let p = rows.map(<[u8]>::as_ptr);
-    let mut acc = [_mm256_setzero_ps(); R];
-    let mut corr = _mm256_setzero_ps();
-    for (i, xb) in xq[..n].iter().enumerate() {
-        prefetch_blocks::<PF, R>(pf, 20 * i);
-        let x = xq_load(xb);
-        let mut dm = [0i32; 4];
-        for (v, pr) in dm.iter_mut().zip(p) {
-            // SAFETY: i < n: block i (20 bytes: d, m, quants) is within every row.
-            *v = unsafe { pr.add(20 * i).cast::<i32>().read_unaligned() };
-        }
-        let bits = _mm_setr_epi32(dm[0], dm[1], dm[2], dm[3]);
-        let dm = _mm256_mul_ps(_mm256_cvtph_ps(bits), _mm256_set1_ps(xb.d));
-        corr = _mm256_add_ps(corr, _mm256_mul_ps(dm, _mm256_set1_ps(xb.sum as f32)));
-        for (r, a) in acc.iter_mut().enumerate() {
-            // SAFETY: as above; the quants are bytes 4..20 of block i.
-            let w = unsafe { nibbles(p[r].add(20 * i + 4)) };
-            let v = pairs(_mm256_maddubs_epi16(w, x));
-            *a = _mm256_fmadd_ps(lane(dm, 2 * r), _mm256_cvtepi32_ps(v), *a);
-        }
-    }
-    let mut c = [0f32; 8];
-    // SAFETY: `c` is 8 writable floats; storeu has no alignment need.
-    unsafe { _mm256_storeu_ps(c.as_mut_ptr(), corr) };
-    let mut out = [0f32; R];
-    for (r, (o, a)) in out.iter_mut().zip(acc).enumerate() {
-        *o = hsum(a) + c[2 * r + 1];
-    }
-    out
-}
-
 /// `y[..32] += d · q[..32]` (then `+ m` when `MIN`) for 32 signed bytes `q` (as two
 /// 16-byte halves).
 ///
@@ -551,7 +212,13 @@ fn dot_q4_1_r<const PF: bool, const R: usize>(
 /// `y` must be valid for 32 floats of reads and writes, aliased by nothing else.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn axpy_i8x32<const MIN: bool>(lo: __m128i, hi: __m128i, d: f32, m: f32, y: *mut f32) {
+pub(crate) unsafe fn axpy_i8x32<const MIN: bool>(
+    lo: __m128i,
+    hi: __m128i,
+    d: f32,
+    m: f32,
+    y: *mut f32,
+) {
     let (hd, hm) = (_mm256_set1_ps(d), _mm256_set1_ps(m));
     let lanes = [lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)];
     for (k, lane) in lanes.into_iter().enumerate() {
@@ -569,7 +236,7 @@ unsafe fn axpy_i8x32<const MIN: bool>(lo: __m128i, hi: __m128i, d: f32, m: f32, 
 /// 32 signed quants `quants(block)` returns; scales are converted in pairs.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn axpy_pairs(
+pub(crate) fn axpy_pairs(
     row: &[u8],
     h: f32,
     y: &mut [f32],
@@ -600,88 +267,10 @@ fn axpy_pairs(
     }
 }
 
-/// A Q8_0 block's quants.
-///
-/// # Safety
-/// `b` must be valid for 34 bytes of reads.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0_quants(b: *const u8) -> (__m128i, __m128i) {
-    // SAFETY: bytes 2..34 of the block are its quants.
-    unsafe {
-        (
-            _mm_loadu_si128(b.add(2).cast()),
-            _mm_loadu_si128(b.add(18).cast()),
-        )
-    }
-}
-
-/// A Q4_0 block's quants minus 8.
-///
-/// # Safety
-/// `b` must be valid for 18 bytes of reads.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_0_quants(b: *const u8) -> (__m128i, __m128i) {
-    // SAFETY: bytes 2..18 of the block are its quants.
-    let q = _mm256_sub_epi8(unsafe { nibbles(b.add(2)) }, _mm256_set1_epi8(8));
-    (_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1))
-}
-
-/// A Q4_1 block's quants (0..16).
-///
-/// # Safety
-/// `b` must be valid for 20 bytes of reads.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_1_quants(b: *const u8) -> (__m128i, __m128i) {
-    // SAFETY: bytes 4..20 of the block are its quants.
-    let q = unsafe { nibbles(b.add(4)) };
-    (_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1))
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-fn axpy_q8_0(row: &[u8], h: f32, y: &mut [f32]) {
-    axpy_pairs(row, h, y, 34, q8_0_quants);
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-fn axpy_q4_0(row: &[u8], h: f32, y: &mut [f32]) {
-    axpy_pairs(row, h, y, 18, q4_0_quants);
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-fn axpy_q4_1(row: &[u8], h: f32, y: &mut [f32]) {
-    let hv = _mm_set1_ps(h);
-    for (o, b) in y.chunks_exact_mut(QK).zip(row.chunks_exact(20)) {
-        // SAFETY: `b` is one 20-byte block: d, m, then 16 quant bytes; `o` is 32
-        // floats borrowed mutably.
-        unsafe {
-            let p = b.as_ptr();
-            let (d, m) = f16x2(f16_bits(p), f16_bits(p.add(2)), hv);
-            let (lo, hi) = q4_1_quants(p);
-            axpy_i8x32::<true>(lo, hi, d, m, o.as_mut_ptr());
-        }
-    }
-}
-
-/// Decodes a row of `wtype` to f32 into `out` (as many whole blocks as both hold), with
-/// exactly the arithmetic of `blocks::decode_row` (the same products and sums, in the
-/// same order), vectorized for the quantized types.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn decode_row(wtype: WType, row: &[u8], out: &mut [f32]) {
-    match wtype {
-        WType::Q8_0 => decode_blocks::<false>(row, out, 34, q8_0_quants),
-        WType::Q4_0 => decode_blocks::<false>(row, out, 18, q4_0_quants),
-        WType::Q4_1 => decode_blocks::<true>(row, out, 20, q4_1_quants),
-        _ => crate::blocks::decode_row(wtype, row, out),
-    }
-}
-
 /// [`decode_row`] over `bb`-byte blocks: `d·q` (then `+ m` when `MIN`).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn decode_blocks<const MIN: bool>(
+pub(crate) fn decode_blocks<const MIN: bool>(
     row: &[u8],
     out: &mut [f32],
     bb: usize,
@@ -708,7 +297,6 @@ fn decode_blocks<const MIN: bool>(
     }
 }
 
-use crate::dispatch::GEMM_ROWS;
 /// Tokens per register block of [`dot_f32_rows`].
 const GEMM_TOKENS: usize = 3;
 
@@ -847,12 +435,7 @@ fn dot_block<const R2: usize, const T: usize>(w: [&[f32]; R2], x: [&[f32]; T]) -
             let sum = hsum(_mm256_add_ps(s01[r][t], s23[r][t]));
             // An empty tail adds nothing (skipped: it is a call per output).
             res[r][t] = if whole < len {
-                let tail = Act {
-                    f: &x[t][whole..len],
-                    q: &[],
-                };
-                let wt: &[u8] = bytemuck::cast_slice(&w[r][whole..len]);
-                sum + crate::scalar::dot(WType::F32, wt, &tail)
+                sum + crate::types::float::dot_f32(&w[r][whole..len], &x[t][whole..len])
             } else {
                 sum
             };
@@ -861,7 +444,7 @@ fn dot_block<const R2: usize, const T: usize>(w: [&[f32]; R2], x: [&[f32]; T]) -
     res
 }
 
-/// One block run of the [`crate::ColQ4`] axpy (see `scalar::colq4_block`): 32 outputs
+/// One block run of the [`crate::ColQ4`] axpy (see `colq4::colq4_block_scalar`): 32 outputs
 /// at a time in four accumulators, codes widened from 16 bytes per row.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn colq4_block(rows: &[&[u8]], h: &[f32], s: f32, d: &[u16], m: &[u16], y: &mut [f32]) {
@@ -899,7 +482,7 @@ pub(crate) fn colq4_block(rows: &[&[u8]], h: &[f32], s: f32, d: &[u16], m: &[u16
     let done = groups * 32;
     if done < y.len() {
         let rest: Vec<&[u8]> = rows.iter().map(|r| &r[(done / 2).min(r.len())..]).collect();
-        crate::scalar::colq4_block(
+        crate::colq4::colq4_block_scalar(
             &rest,
             h,
             s,

@@ -239,3 +239,39 @@ fn colq4_tile(isa: Supported, w: &ColQ4, h: &[f32], idx: &[u32], c0: usize, tile
         start = end;
     }
 }
+
+/// One block run of the [`crate::ColQ4`] axpy: `y_j += d_j·Σ_r h_r·q_rj + m_j·s`, per 32
+/// outputs (`rows[r]` holds 16 code bytes per 32 outputs, ggml nibble order; `d`, `m`
+/// are f16 bits). The reference the SIMD versions are tested against.
+pub(crate) fn colq4_block_scalar(
+    rows: &[&[u8]],
+    h: &[f32],
+    s: f32,
+    d: &[u16],
+    m: &[u16],
+    y: &mut [f32],
+) {
+    let n = rows
+        .iter()
+        .map(|r| r.len() * 2)
+        .fold(y.len().min(d.len()).min(m.len()), usize::min);
+    for (g, ys) in y[..n].chunks_mut(32).enumerate() {
+        let mut t = [0f32; 32];
+        for (row, &hr) in rows.iter().zip(h) {
+            let qs = &row[g * 16..];
+            for (k, tk) in t.iter_mut().enumerate().take(ys.len()) {
+                let code = if k < 16 {
+                    qs[k % 16] & 0x0F
+                } else {
+                    qs[k % 16] >> 4
+                };
+                *tk += hr * f32::from(code);
+            }
+        }
+        for (k, yv) in ys.iter_mut().enumerate() {
+            let dj = half::f16::from_bits(d[g * 32 + k]).to_f32();
+            let mj = half::f16::from_bits(m[g * 32 + k]).to_f32();
+            *yv += dj * t[k] + mj * s;
+        }
+    }
+}

@@ -6,6 +6,7 @@ use rayon::prelude::*;
 
 use crate::isa::Supported;
 use crate::q8::{Act, BlockQ8, quantize_q8};
+use crate::types::ActKind;
 use crate::{Isa, KernelError, WType};
 
 /// Below this many weight bytes an operation runs on the calling thread: waking
@@ -185,10 +186,9 @@ pub(crate) fn check_idx(idx: &[u32], rows: usize) -> Result<(), KernelError> {
 /// Prepares `x` for dot products with `wtype` rows: quantizes it into `buf` when the
 /// type is quantized.
 pub(crate) fn prepare<'x>(wtype: WType, x: &'x [f32], buf: &'x mut Vec<BlockQ8>) -> Act<'x> {
-    if wtype.block_size() > 1 {
-        quantize_q8(x, buf);
-    } else {
-        buf.clear();
+    match wtype.kernels().act() {
+        ActKind::Q8 => quantize_q8(x, buf),
+        ActKind::F32 => buf.clear(),
     }
     Act { f: x, q: buf }
 }

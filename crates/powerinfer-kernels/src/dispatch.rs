@@ -1,38 +1,23 @@
-//! The one place that maps an [`Isa`] to its row kernels, and the only code that calls
-//! the SIMD kernels.
+//! The row kernels the operations are written over, at a given [`Isa`].
 //!
 //! Why: the operations (gemv, axpy, FFN) are written once over "a row dot" and "a row
-//! axpy"; adding an ISA or a weight type touches this file and that ISA's file only.
-//! Every function takes a [`Supported`], the proof that the CPU runs its level, so the
-//! `unsafe` calls below are sound whatever the caller.
+//! axpy"; per weight type these come from its [`crate::types::BlockKernels`] impl, and
+//! the type-independent kernels (f32 GEMM block, ColQ4, packed groups, attention heads)
+//! pick their ISA here. Every function takes a [`Supported`], the proof that the CPU
+//! runs its level, so the `unsafe` calls below are sound whatever the caller.
 
 use crate::isa::Supported;
 use crate::packed::PACK_ROWS;
 use crate::q8::{Act, BlockQ8};
-use crate::{Isa, WType, scalar};
-
-/// `row · x` at `isa`.
-#[inline]
-pub(crate) fn dot(isa: Supported, wtype: WType, row: &[u8], x: &Act) -> f32 {
-    match isa.isa() {
-        Isa::Scalar => scalar::dot(wtype, row, x),
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a `Supported(Isa::Avx2)` exists only once AVX2, FMA and F16C were
-        // detected at run time (`Isa::supported`, `Supported::best`).
-        Isa::Avx2 => unsafe { crate::avx2::dot(wtype, row, x) },
-        #[cfg(not(target_arch = "x86_64"))]
-        Isa::Avx2 => scalar::dot(wtype, row, x),
-    }
-}
+use crate::{Isa, WType};
 
 /// Rows per call of [`dot_rows`] (callers pass at most this many).
 pub(crate) const DOT_ROWS: usize = 4;
 
 /// `out[r] = rows[r] · x` for `r < out.len()` (at most [`DOT_ROWS`] rows), each with
-/// exactly the arithmetic of [`dot`]`(isa, wtype, rows[r], x)`, however rows are
-/// grouped into calls. At AVX2 a group of four Q4_1 rows shares the activation loads
-/// and scale conversions (other types go row by row, which measured as fast); every
-/// level prefetches the rows `next` as it goes (a hint).
+/// exactly the arithmetic of the type's single-row dot, however rows are
+/// grouped into calls (a type may share activation loads and scale conversions across
+/// the rows, and prefetch the rows `next` as it goes: a hint).
 #[inline]
 pub(crate) fn dot_rows(
     isa: Supported,
@@ -42,43 +27,21 @@ pub(crate) fn dot_rows(
     x: &Act,
     out: &mut [f32],
 ) {
-    match isa.isa() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `dot`: `isa` proves the CPU runs AVX2, FMA and F16C.
-        Isa::Avx2 => unsafe { crate::avx2::dot_rows(wtype, rows, next, x, out) },
-        _ => {
-            for row in next {
-                crate::context::prefetch(row);
-            }
-            for (o, row) in out.iter_mut().zip(rows) {
-                *o = dot(isa, wtype, row, x);
-            }
-        }
-    }
+    wtype.kernels().dot_rows(isa, rows, next, x, out);
 }
 
 /// `y += h · row` at `isa`.
 #[inline]
 pub(crate) fn axpy(isa: Supported, wtype: WType, row: &[u8], h: f32, y: &mut [f32]) {
-    match isa.isa() {
-        Isa::Scalar => scalar::axpy(wtype, row, h, y),
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `dot`: `isa` proves the CPU runs AVX2, FMA and F16C.
-        Isa::Avx2 => unsafe { crate::avx2::axpy(wtype, row, h, y) },
-        #[cfg(not(target_arch = "x86_64"))]
-        Isa::Avx2 => scalar::axpy(wtype, row, h, y),
-    }
+    wtype.kernels().axpy(isa, row, h, y);
 }
 
 /// `w · x` over f32 weights (rows decoded once and reused, as the batched kernels do).
 #[inline]
 pub(crate) fn dot_f32(isa: Supported, w: &[f32], x: &[f32]) -> f32 {
-    dot(
-        isa,
-        WType::F32,
-        bytemuck::cast_slice(w),
-        &Act { f: x, q: &[] },
-    )
+    WType::F32
+        .kernels()
+        .dot(isa, bytemuck::cast_slice(w), &Act::floats(x))
 }
 
 /// `y += h · w` over f32 weights.
@@ -98,7 +61,8 @@ pub(crate) const GEMM_ROWS: usize = 4;
 pub(crate) fn dot_f32_rows(isa: Supported, w: &[&[f32]], xs: &[f32], cols: usize, out: &mut [f32]) {
     match isa.isa() {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `dot`: `isa` proves the CPU runs AVX2, FMA and F16C.
+        // SAFETY: a `Supported(Isa::Avx2)` exists only once AVX2, FMA and F16C were
+        // detected at run time (`Isa::supported`, `Supported::best`).
         Isa::Avx2 => unsafe { crate::avx2::dot_f32_rows(w, xs, cols, out) },
         _ => {
             let rows = w.len().min(GEMM_ROWS);
@@ -132,29 +96,15 @@ pub(crate) fn row_f32<'a>(
         return v;
     }
     buf.resize(values, 0.0);
-    match isa.isa() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `dot`: `isa` proves the CPU runs AVX2, FMA and F16C.
-        Isa::Avx2 => unsafe { crate::avx2::decode_row(wtype, row, buf) },
-        _ => crate::blocks::decode_row(wtype, row, buf),
-    }
+    wtype.kernels().decode_at(isa, row, buf);
     buf
 }
 
-/// Four [`axpy`] calls in order, as one pass over `y` where the ISA has one (the same
-/// updates and roundings; AVX2 loads and stores `y` once per four rows).
+/// Four [`axpy`] calls in order, as one pass over `y` where the type has one (the same
+/// updates and roundings).
 #[inline]
 pub(crate) fn axpy4(isa: Supported, wtype: WType, rows: [&[u8]; 4], h: [f32; 4], y: &mut [f32]) {
-    match isa.isa() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `dot`: `isa` proves the CPU runs AVX2, FMA and F16C.
-        Isa::Avx2 => unsafe { crate::avx2::axpy4(wtype, rows, h, y) },
-        _ => {
-            for (row, hk) in rows.into_iter().zip(h) {
-                axpy(isa, wtype, row, hk, y);
-            }
-        }
-    }
+    wtype.kernels().axpy4(isa, rows, h, y);
 }
 
 /// One block run of the column-blocked Q4 sparse axpy:
@@ -171,9 +121,10 @@ pub(crate) fn colq4_block(
 ) {
     match isa.isa() {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `dot`: `isa` proves the CPU runs AVX2, FMA and F16C.
+        // SAFETY: a `Supported(Isa::Avx2)` exists only once AVX2, FMA and F16C were
+        // detected at run time.
         Isa::Avx2 => unsafe { crate::avx2::colq4_block(rows, h, s, d, m, y) },
-        _ => scalar::colq4_block(rows, h, s, d, m, y),
+        _ => crate::colq4::colq4_block_scalar(rows, h, s, d, m, y),
     }
 }
 
@@ -193,7 +144,8 @@ pub(crate) fn packed_group(
 ) {
     match isa.isa() {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `dot`: `isa` proves the CPU runs AVX2, FMA and F16C.
+        // SAFETY: a `Supported(Isa::Avx2)` exists only once AVX2, FMA and F16C were
+        // detected at run time.
         Isa::Avx2 => unsafe { crate::avx2_packed::group_dot(wtype, group, xqs, out) },
         _ => {
             for (xq, o) in xqs.iter().zip(out) {
@@ -209,7 +161,8 @@ pub(crate) fn packed_group(
 pub(crate) fn head_scores(isa: Supported, k: &crate::HeadRows, q: &[f32], out: &mut [f32]) {
     match isa.isa() {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `dot`: `isa` proves the CPU runs AVX2, FMA and F16C.
+        // SAFETY: a `Supported(Isa::Avx2)` exists only once AVX2, FMA and F16C were
+        // detected at run time.
         Isa::Avx2 => unsafe { crate::avx2_heads::head_scores(k, q, out) },
         _ => crate::heads::scores(k, q, out),
     }
@@ -221,7 +174,8 @@ pub(crate) fn head_scores(isa: Supported, k: &crate::HeadRows, q: &[f32], out: &
 pub(crate) fn head_mix(isa: Supported, v: &crate::HeadRows, w: &[f32], out: &mut [f32]) {
     match isa.isa() {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `dot`: `isa` proves the CPU runs AVX2, FMA and F16C.
+        // SAFETY: a `Supported(Isa::Avx2)` exists only once AVX2, FMA and F16C were
+        // detected at run time.
         Isa::Avx2 => unsafe { crate::avx2_heads::head_mix(v, w, out) },
         _ => crate::heads::mix(v, w, out),
     }

@@ -42,7 +42,7 @@ mod isa;
 mod matrix;
 mod packed;
 mod q8;
-mod scalar;
+mod types;
 mod wtype;
 
 pub use blocks::{QK, dequantize_row, quantize_matrix, quantize_row};

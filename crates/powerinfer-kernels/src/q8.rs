@@ -75,6 +75,13 @@ pub(crate) struct Act<'a> {
     pub q: &'a [BlockQ8],
 }
 
+impl<'a> Act<'a> {
+    /// Float activations only (for the float weight types).
+    pub(crate) fn floats(f: &'a [f32]) -> Act<'a> {
+        Act { f, q: &[] }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::round_i8;

@@ -5,6 +5,7 @@
 //! they must agree byte for byte with ggml so tensors go from an mmap to a kernel as is.
 
 use crate::KernelError;
+use crate::types::{self, BlockKernels};
 
 /// A weight storage type, byte-compatible with ggml's type of the same name.
 ///
@@ -35,46 +36,110 @@ pub enum WType {
     Q4_1,
 }
 
+/// One row of the type table: what every other piece needs to know about a type.
+struct Info {
+    /// The type this row describes (checked against its index by a test).
+    wtype: WType,
+    /// Lower-case name, as ggml prints it.
+    name: &'static str,
+    /// ggml's numeric type id.
+    ggml_id: u32,
+    /// Values per block.
+    block: usize,
+    /// Bytes per block.
+    bytes: usize,
+    /// The type's row kernels (`types/<name>.rs`).
+    kernels: &'static dyn BlockKernels,
+}
+
+/// Every type, in the order of [`WType`]'s variants: adding a type is a variant, a row
+/// here and its file under `types/`.
+const TABLE: [Info; 6] = [
+    Info {
+        wtype: WType::F32,
+        name: "f32",
+        ggml_id: 0,
+        block: 1,
+        bytes: 4,
+        kernels: &types::float::F32,
+    },
+    Info {
+        wtype: WType::F16,
+        name: "f16",
+        ggml_id: 1,
+        block: 1,
+        bytes: 2,
+        kernels: &types::float::F16,
+    },
+    Info {
+        wtype: WType::BF16,
+        name: "bf16",
+        ggml_id: 30,
+        block: 1,
+        bytes: 2,
+        kernels: &types::float::BF16,
+    },
+    Info {
+        wtype: WType::Q8_0,
+        name: "q8_0",
+        ggml_id: 8,
+        block: 32,
+        bytes: 34,
+        kernels: &types::q8_0::Q8_0,
+    },
+    Info {
+        wtype: WType::Q4_0,
+        name: "q4_0",
+        ggml_id: 2,
+        block: 32,
+        bytes: 18,
+        kernels: &types::q4_0::Q4_0,
+    },
+    Info {
+        wtype: WType::Q4_1,
+        name: "q4_1",
+        ggml_id: 3,
+        block: 32,
+        bytes: 20,
+        kernels: &types::q4_1::Q4_1,
+    },
+];
+
 impl WType {
     /// Every supported type, for tests and benches that sweep them all.
-    pub const ALL: [WType; 6] = [
-        WType::F32,
-        WType::F16,
-        WType::BF16,
-        WType::Q8_0,
-        WType::Q4_0,
-        WType::Q4_1,
-    ];
+    pub const ALL: [WType; TABLE.len()] = {
+        let mut all = [WType::F32; TABLE.len()];
+        let mut i = 0;
+        while i < TABLE.len() {
+            all[i] = TABLE[i].wtype;
+            i += 1;
+        }
+        all
+    };
+
+    /// This type's row of the table.
+    const fn info(self) -> &'static Info {
+        &TABLE[self as usize]
+    }
+
+    /// The type's row kernels.
+    pub(crate) fn kernels(self) -> &'static dyn BlockKernels {
+        self.info().kernels
+    }
 
     /// Values per block (1 for the float types).
     pub const fn block_size(self) -> usize {
-        match self {
-            WType::F32 | WType::F16 | WType::BF16 => 1,
-            WType::Q8_0 | WType::Q4_0 | WType::Q4_1 => 32,
-        }
+        self.info().block
     }
 
     /// Bytes per block.
     pub const fn block_bytes(self) -> usize {
-        match self {
-            WType::F32 => 4,
-            WType::F16 | WType::BF16 => 2,
-            WType::Q8_0 => 34,
-            WType::Q4_0 => 18,
-            WType::Q4_1 => 20,
-        }
+        self.info().bytes
     }
 
     /// ggml's numeric type id (as stored in GGUF tensor infos).
     pub const fn ggml_id(self) -> u32 {
-        match self {
-            WType::F32 => 0,
-            WType::F16 => 1,
-            WType::Q4_0 => 2,
-            WType::Q4_1 => 3,
-            WType::Q8_0 => 8,
-            WType::BF16 => 30,
-        }
+        self.info().ggml_id
     }
 
     /// The type for a ggml type id, if we support it.
@@ -84,14 +149,7 @@ impl WType {
 
     /// Lower-case name as ggml and our tools print it (`q4_1`, `bf16`, …).
     pub const fn name(self) -> &'static str {
-        match self {
-            WType::F32 => "f32",
-            WType::F16 => "f16",
-            WType::BF16 => "bf16",
-            WType::Q8_0 => "q8_0",
-            WType::Q4_0 => "q4_0",
-            WType::Q4_1 => "q4_1",
-        }
+        self.info().name
     }
 
     /// Parses [`WType::name`] back.
@@ -125,5 +183,18 @@ impl WType {
 impl std::fmt::Display for WType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{TABLE, WType};
+
+    #[test]
+    fn table_rows_follow_the_variants() {
+        for (i, row) in TABLE.iter().enumerate() {
+            assert_eq!(row.wtype as usize, i, "row {i} describes {:?}", row.wtype);
+        }
+        assert_eq!(WType::ALL.len(), TABLE.len());
     }
 }

@@ -1,0 +1,105 @@
+//! One file per weight type: its decode/encode and its row kernels at every ISA level.
+//!
+//! Why: the operations (gemv, axpy, the fused FFN) are written once over "a row dot" and
+//! "a row axpy" of some type. Each type is one [`BlockKernels`] impl in a file of its own
+//! (as candle's `GgmlType`), reached through one row of the [`TABLE`] in `wtype.rs`, so
+//! adding a type touches its file and that row, not the executor or every ISA file.
+
+use crate::Isa;
+use crate::isa::Supported;
+use crate::q8::Act;
+
+pub(crate) mod float;
+pub(crate) mod q4_0;
+pub(crate) mod q4_1;
+pub(crate) mod q8_0;
+
+/// The activation blocks a type's dot product reads (quantized once per call).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ActKind {
+    /// The f32 activations as they are (float weight types).
+    F32,
+    /// 8-bit blocks of 32 with their sums ([`crate::q8::BlockQ8`]).
+    Q8,
+}
+
+/// The row kernels of one weight type. Every method is safe for any slice lengths: it
+/// works over the whole blocks present in all operands (the safe API checks shapes once,
+/// so in practice they always match). Every ISA level reproduces the scalar reference
+/// within rounding; methods with a default are optional speedups.
+pub(crate) trait BlockKernels: Sync {
+    /// What [`BlockKernels::dot`] expects in its [`Act`].
+    fn act(&self) -> ActKind;
+
+    /// Decodes the whole blocks of `row` that fit `out` (the reference definition).
+    fn decode(&self, row: &[u8], out: &mut [f32]);
+
+    /// Appends the encoding of `values` (a whole number of blocks) to `out`, rounding as
+    /// ggml's reference quantizer does.
+    fn encode(&self, values: &[f32], out: &mut Vec<u8>);
+
+    /// `row · x` at `isa`.
+    fn dot(&self, isa: Supported, row: &[u8], x: &Act) -> f32;
+
+    /// `y += h · row` at `isa`.
+    fn axpy(&self, isa: Supported, row: &[u8], h: f32, y: &mut [f32]);
+
+    /// `out[r] = rows[r] · x` for `r < out.len()` (at most
+    /// [`DOT_ROWS`](crate::dispatch::DOT_ROWS)), each with exactly the arithmetic of
+    /// [`BlockKernels::dot`] on its row alone; `next` (the rows the caller takes next)
+    /// may be prefetched.
+    fn dot_rows(&self, isa: Supported, rows: &[&[u8]], next: &[&[u8]], x: &Act, out: &mut [f32]) {
+        dot_rows_each(self, isa, rows, next, x, out);
+    }
+
+    /// Four [`BlockKernels::axpy`] calls in order (the same updates and roundings; a
+    /// level may make it one pass over `y`).
+    fn axpy4(&self, isa: Supported, rows: [&[u8]; 4], h: [f32; 4], y: &mut [f32]) {
+        for (row, hk) in rows.into_iter().zip(h) {
+            self.axpy(isa, row, hk, y);
+        }
+    }
+
+    /// [`BlockKernels::decode`] at `isa`: the same values, maybe vectorized.
+    fn decode_at(&self, isa: Supported, row: &[u8], out: &mut [f32]) {
+        let _ = isa;
+        self.decode(row, out);
+    }
+}
+
+/// Runs `$avx2` when `$isa` is AVX2 and `$scalar` otherwise (and on other
+/// architectures), so each type states its kernel pair once per operation.
+macro_rules! by_isa {
+    ($isa:expr, avx2 => $avx2:expr, scalar => $scalar:expr $(,)?) => {
+        match $isa.isa() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a `Supported(Isa::Avx2)` exists only once AVX2, FMA and F16C were
+            // detected at run time (`Isa::supported`, `Supported::best`), which is the
+            // one precondition of the `#[target_feature]` kernels called here.
+            $crate::Isa::Avx2 => unsafe { $avx2 },
+            _ => $scalar,
+        }
+    };
+}
+pub(crate) use by_isa;
+
+/// [`BlockKernels::dot_rows`] one row at a time. The scalar level prefetches `next`;
+/// AVX2's single-row kernels run without the hint (so they did before the per-type
+/// split; the grouped Q4_1 kernel prefetches on its own).
+pub(crate) fn dot_rows_each<K: BlockKernels + ?Sized>(
+    k: &K,
+    isa: Supported,
+    rows: &[&[u8]],
+    next: &[&[u8]],
+    x: &Act,
+    out: &mut [f32],
+) {
+    if isa.isa() != Isa::Avx2 {
+        for row in next {
+            crate::context::prefetch(row);
+        }
+    }
+    for (o, row) in out.iter_mut().zip(rows) {
+        *o = k.dot(isa, row, x);
+    }
+}
