@@ -492,3 +492,30 @@ pub(crate) fn colq4_block(rows: &[&[u8]], h: &[f32], s: f32, d: &[u16], m: &[u16
         );
     }
 }
+
+/// The 32 five-bit codes (0..32) of a Q5_0/Q5_1 block as bytes, in value order: the
+/// nibbles at `qs` (values 0..16 low, 16..32 high, as [`nibbles`]) or'd with the fifth
+/// bits of the little-endian u32 at `qh` spread to `0x10` bytes (ggml's
+/// `bytes_from_bits_32`: byte `j` takes qh byte `j / 8`, and is all ones after or-ing
+/// every bit but `j % 8` iff that bit is set).
+///
+/// # Safety
+/// `qh` must be valid for 4 bytes of reads and `qs` for 16.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn five_bit_codes(qh: *const u8, qs: *const u8) -> __m256i {
+    // SAFETY: the caller guarantees both ranges; the reads are unaligned.
+    let (bits, nib) = unsafe { (qh.cast::<u32>().read_unaligned(), nibbles(qs)) };
+    let spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(bits as i32),
+        _mm256_set_epi64x(
+            0x0303_0303_0303_0303,
+            0x0202_0202_0202_0202,
+            0x0101_0101_0101_0101,
+            0,
+        ),
+    );
+    let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
+    let set = _mm256_cmpeq_epi8(_mm256_or_si256(spread, others), _mm256_set1_epi8(-1));
+    _mm256_or_si256(nib, _mm256_and_si256(set, _mm256_set1_epi8(0x10)))
+}

@@ -15,19 +15,30 @@ pub enum Activation {
     DRelu,
     /// `h = silu(g) · u` — LLaMA/SmolLM (SwiGLU); sparse only under a threshold.
     SwiGlu,
+    /// `h = gelu(g) · u` with GELU's tanh approximation — Gemma (GeGLU); like SwiGLU,
+    /// sparse only under a threshold.
+    GeGlu,
 }
 
 impl Activation {
+    /// Whether the activated gate is exactly zero for most neurons (the ReLU family), so
+    /// that sparsity is free; SwiGLU and GeGLU have no exact zeros and are sparse only
+    /// under a magnitude threshold.
+    pub fn has_exact_zeros(self) -> bool {
+        !matches!(self, Activation::SwiGlu | Activation::GeGlu)
+    }
+
     /// Whether this activation multiplies by an up projection.
     pub fn has_up(self) -> bool {
         self != Activation::Relu
     }
 
-    /// The gate nonlinearity alone: `relu(g)` or `silu(g)`.
+    /// The gate nonlinearity alone: `relu(g)`, `silu(g)` or `gelu(g)`.
     #[inline]
     pub fn gate(self, g: f32) -> f32 {
         match self {
             Activation::SwiGlu => g / (1.0 + (-g).exp()),
+            Activation::GeGlu => gelu_tanh(g),
             _ => g.max(0.0),
         }
     }
@@ -37,10 +48,18 @@ impl Activation {
     pub fn combine(self, a: f32, u: f32) -> f32 {
         match self {
             Activation::Relu => a,
-            Activation::ReGlu | Activation::SwiGlu => a * u,
+            Activation::ReGlu | Activation::SwiGlu | Activation::GeGlu => a * u,
             Activation::DRelu => a * u.max(0.0),
         }
     }
+}
+
+/// GELU with the tanh approximation, `½g·(1 + tanh(√(2/π)·(g + 0.044715·g³)))`, as
+/// ggml's `ggml_gelu` and Gemma's `gelu_pytorch_tanh`.
+#[inline]
+fn gelu_tanh(g: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * g * (1.0 + (SQRT_2_OVER_PI * g * (1.0 + 0.044_715 * g * g)).tanh())
 }
 
 /// Which neurons to skip: none (dense), or those whose activated gate has

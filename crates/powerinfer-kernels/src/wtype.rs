@@ -17,9 +17,12 @@ use crate::types::{self, BlockKernels};
 /// | Q8_0 | 32           | 34          | `d: f16`, `qs: [i8; 32]`: `x = d·q`         |
 /// | Q4_0 | 32           | 18          | `d: f16`, `qs: [u8; 16]`: `x = d·(q − 8)`   |
 /// | Q4_1 | 32           | 20          | `d: f16`, `m: f16`, `qs: [u8; 16]`: `x = d·q + m` |
+/// | Q5_0 | 32           | 22          | `d: f16`, `qh: u32`, `qs: [u8; 16]`: `x = d·(q − 16)` |
+/// | Q5_1 | 32           | 24          | `d: f16`, `m: f16`, `qh: u32`, `qs: [u8; 16]`: `x = d·q + m` |
 ///
 /// In Q4_0/Q4_1, byte `j` of `qs` holds value `j` in its low nibble and value `j + 16`
-/// in its high nibble (ggml's layout).
+/// in its high nibble (ggml's layout); in Q5_0/Q5_1 bit `j` of the little-endian `qh`
+/// is value `j`'s fifth bit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WType {
     /// 32-bit float.
@@ -34,6 +37,10 @@ pub enum WType {
     Q4_0,
     /// 4-bit blocks of 32 with an f16 scale and f16 minimum.
     Q4_1,
+    /// 5-bit blocks of 32 with an f16 scale, offset 16.
+    Q5_0,
+    /// 5-bit blocks of 32 with an f16 scale and f16 minimum.
+    Q5_1,
 }
 
 /// One row of the type table: what every other piece needs to know about a type.
@@ -54,7 +61,7 @@ struct Info {
 
 /// Every type, in the order of [`WType`]'s variants: adding a type is a variant, a row
 /// here and its file under `types/`.
-const TABLE: [Info; 6] = [
+const TABLE: [Info; 8] = [
     Info {
         wtype: WType::F32,
         name: "f32",
@@ -102,6 +109,22 @@ const TABLE: [Info; 6] = [
         block: 32,
         bytes: 20,
         kernels: &types::q4_1::Q4_1,
+    },
+    Info {
+        wtype: WType::Q5_0,
+        name: "q5_0",
+        ggml_id: 6,
+        block: 32,
+        bytes: 22,
+        kernels: &types::q5_0::Q5_0,
+    },
+    Info {
+        wtype: WType::Q5_1,
+        name: "q5_1",
+        ggml_id: 7,
+        block: 32,
+        bytes: 24,
+        kernels: &types::q5_1::Q5_1,
     },
 ];
 

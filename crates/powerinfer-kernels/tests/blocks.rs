@@ -63,13 +63,14 @@ fn float_types_decode_little_endian() {
 
 #[test]
 fn quantize_round_trips_within_half_a_step() {
-    let x: Vec<f32> = (0..64)
+    // 256 values: a whole super-block of the K-quants, eight blocks of the others.
+    let x: Vec<f32> = (0..256)
         .map(|i| ((i * 37) % 23) as f32 / 7.0 - 1.5)
         .collect();
     for wtype in WType::ALL {
         let bytes = quantize_row(wtype, &x).unwrap();
-        assert_eq!(bytes.len(), wtype.row_bytes(64).unwrap());
-        let mut y = vec![0f32; 64];
+        assert_eq!(bytes.len(), wtype.row_bytes(256).unwrap());
+        let mut y = vec![0f32; 256];
         dequantize_row(wtype, &bytes, &mut y).unwrap();
         let step = match wtype {
             WType::F32 => 0.0,
@@ -78,6 +79,8 @@ fn quantize_round_trips_within_half_a_step() {
             WType::Q8_0 => 3.0 / 127.0,
             WType::Q4_0 => 3.3 / 8.0,
             WType::Q4_1 => 3.2 / 15.0,
+            WType::Q5_0 => 3.3 / 16.0,
+            WType::Q5_1 => 3.2 / 31.0,
         };
         for (a, b) in x.iter().zip(&y) {
             assert!(
@@ -95,5 +98,6 @@ fn ggml_type_ids_round_trip() {
         assert_eq!(WType::from_name(t.name()), Some(t));
     }
     assert_eq!(WType::from_ggml_id(2), Some(WType::Q4_0));
-    assert_eq!(WType::from_ggml_id(6), None); // Q5_0: not supported
+    assert_eq!(WType::from_ggml_id(6), Some(WType::Q5_0));
+    assert_eq!(WType::from_ggml_id(16), None); // IQ2_XXS: not supported
 }

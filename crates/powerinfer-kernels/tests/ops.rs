@@ -228,6 +228,7 @@ fn fused_ffn_matches_reference_for_every_activation() {
                     Activation::ReGlu,
                     Activation::DRelu,
                     Activation::SwiGlu,
+                    Activation::GeGlu,
                 ] {
                     let (n_ff, d) = (96, 64);
                     let gate = TestMatrix::random(wtype, n_ff, d, 31);

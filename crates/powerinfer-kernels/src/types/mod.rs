@@ -12,6 +12,8 @@ use crate::q8::Act;
 pub(crate) mod float;
 pub(crate) mod q4_0;
 pub(crate) mod q4_1;
+pub(crate) mod q5_0;
+pub(crate) mod q5_1;
 pub(crate) mod q8_0;
 
 /// The activation blocks a type's dot product reads (quantized once per call).
@@ -102,4 +104,18 @@ pub(crate) fn dot_rows_each<K: BlockKernels + ?Sized>(
     for (o, row) in out.iter_mut().zip(rows) {
         *o = k.dot(isa, row, x);
     }
+}
+
+/// The 32 five-bit codes (0..32) of a Q5_0/Q5_1 block in value order, from its fifth
+/// bits `qh` (a little-endian u32: bit `j` belongs to value `j`) and nibbles `qs`
+/// (value `j` low in byte `j`, value `j + 16` high).
+pub(crate) fn five_bit_codes(qh: &[u8], qs: &[u8]) -> [u8; crate::blocks::QK] {
+    let qh = u32::from_le_bytes([qh[0], qh[1], qh[2], qh[3]]);
+    let bit = |j: usize| (((qh >> j) & 1) as u8) << 4;
+    let mut q = [0u8; crate::blocks::QK];
+    for (j, &byte) in qs[..16].iter().enumerate() {
+        q[j] = (byte & 0x0F) | bit(j);
+        q[j + 16] = (byte >> 4) | bit(j + 16);
+    }
+    q
 }

@@ -1,0 +1,507 @@
+//! Q5_0 weights: ggml's `block_q5_0`, 32 values in 22 bytes.
+//!
+//! Why: Q5_0 is a common GGUF weight type (between Q4_0 and Q8_0 in size and
+//! accuracy); these are its reference encode/decode and row kernels, checked against
+//! ggml's definitions. Layout (`ggml-common.h`): the little-endian f16 scale `d`, then
+//! `qh` (4 bytes, a little-endian u32 whose bit `j` is the fifth bit of value `j`), then
+//! `qs` (16 bytes: value `j` in the low nibble of byte `j`, value `j + 16` in its high
+//! nibble). Each 5-bit code `q` (0..32) stands for `x = d·(q − 16)`.
+
+use half::f16;
+
+use super::{ActKind, BlockKernels, by_isa};
+use crate::blocks::{QK, f16_at};
+use crate::isa::Supported;
+use crate::q8::{Act, BlockQ8};
+
+/// Bytes per block of 32 values: the f16 scale, 4 bytes of fifth bits, 16 of nibbles.
+/// Why a constant: row sizes and block strides all derive from it.
+pub(crate) const BLOCK_BYTES: usize = 22;
+
+/// Offset of `qh` (the fifth bits) in a block.
+const QH: usize = 2;
+/// Offset of `qs` (the nibbles) in a block.
+const QS: usize = 6;
+
+/// The 32 codes (0..32) of block `b` (`BLOCK_BYTES` bytes), in value order.
+fn codes(b: &[u8]) -> [u8; QK] {
+    super::five_bit_codes(&b[QH..QS], &b[QS..QS + 16])
+}
+
+/// Decodes as many whole blocks as both `row` and `out` hold (never panics, any lengths).
+/// Why: the definition every kernel is tested against, and the loader's way back to f32.
+pub(crate) fn decode(row: &[u8], out: &mut [f32]) {
+    for (o, b) in out.chunks_exact_mut(QK).zip(row.chunks_exact(BLOCK_BYTES)) {
+        let d = f16_at(b, 0);
+        for (v, q) in o.iter_mut().zip(codes(b)) {
+            *v = d * (i32::from(q) - 16) as f32;
+        }
+    }
+}
+
+/// Appends the encoding of `values` (whole blocks of 32; a partial tail is ignored) to
+/// `out`, as ggml's `quantize_row_q5_0_ref` does. Why: tests, benches and model
+/// writers need ggml-identical bytes.
+pub(crate) fn encode(values: &[f32], out: &mut Vec<u8>) {
+    for blk in values.chunks_exact(QK) {
+        // ggml: the value of largest magnitude (the first, on ties) maps to code 0 (−16).
+        let max = blk
+            .iter()
+            .fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+        let d = max / -16.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        // ggml: `MIN(31, (int8_t)(v·id + 16.5))`, truncating; the sum is ≥ 0 for finite
+        // inputs, where this is the same.
+        let q = |v: f32| ((v * id + 16.5) as i32).clamp(0, 31) as u32;
+        let mut b = [0u8; BLOCK_BYTES];
+        b[..QH].copy_from_slice(&f16::from_f32(d).to_le_bytes());
+        let mut qh = 0u32;
+        for j in 0..16 {
+            let (lo, hi) = (q(blk[j]), q(blk[j + 16]));
+            b[QS + j] = ((lo & 0x0F) | ((hi & 0x0F) << 4)) as u8;
+            qh |= ((lo >> 4) << j) | ((hi >> 4) << (j + 16));
+        }
+        b[QH..QS].copy_from_slice(&qh.to_le_bytes());
+        out.extend_from_slice(&b);
+    }
+}
+
+/// Scalar reference: `row · x` with the activation quantized to Q8 blocks (an integer
+/// dot per block, as ggml's `vec_dot_q5_0_q8_0`), over min(row blocks, `xq.len()`)
+/// blocks. Why: the definition of correct for the SIMD versions, and the fallback.
+pub(crate) fn dot(row: &[u8], xq: &[BlockQ8]) -> f32 {
+    row.chunks_exact(BLOCK_BYTES)
+        .zip(xq)
+        .map(|(b, xb)| {
+            let s: i32 = codes(b)
+                .iter()
+                .zip(&xb.qs)
+                .map(|(&q, &x)| (i32::from(q) - 16) * i32::from(x))
+                .sum();
+            f16_at(b, 0) * xb.d * s as f32
+        })
+        .sum()
+}
+
+/// Scalar reference: `y += h · decode(row)`, over the whole blocks both hold. Why: the
+/// sparse FFN's down projection adds rows of active neurons; this is its definition.
+pub(crate) fn axpy(row: &[u8], h: f32, y: &mut [f32]) {
+    for (o, b) in y.chunks_exact_mut(QK).zip(row.chunks_exact(BLOCK_BYTES)) {
+        let hd = h * f16_at(b, 0);
+        for (v, q) in o.iter_mut().zip(codes(b)) {
+            *v += hd * (i32::from(q) - 16) as f32;
+        }
+    }
+}
+
+/// [`crate::WType::Q5_0`]'s kernels.
+pub(crate) struct Q5_0;
+
+impl BlockKernels for Q5_0 {
+    fn act(&self) -> ActKind {
+        ActKind::Q8
+    }
+
+    fn decode(&self, row: &[u8], out: &mut [f32]) {
+        decode(row, out);
+    }
+
+    fn encode(&self, values: &[f32], out: &mut Vec<u8>) {
+        encode(values, out);
+    }
+
+    fn dot(&self, isa: Supported, row: &[u8], x: &Act) -> f32 {
+        by_isa!(isa, avx2 => avx2::dot(row, x.q), scalar => dot(row, x.q))
+    }
+
+    fn axpy(&self, isa: Supported, row: &[u8], h: f32, y: &mut [f32]) {
+        by_isa!(isa, avx2 => avx2::axpy(row, h, y), scalar => axpy(row, h, y))
+    }
+}
+
+/// AVX2 + FMA + F16C Q5_0 kernels (x86-64), after ggml's AVX2 `vec_dot_q5_0_q8_0`.
+///
+/// Why: the scalar kernels rebuild each code bit by bit; here the fifth bits are spread
+/// to bytes with one shuffle and a compare (ggml's `bytes_from_bits_32`) and the dot is
+/// one `maddubs` per block. Both functions are safe for *any* slice lengths: loops run
+/// only over the blocks present in all operands, so each raw load below is in bounds by
+/// its loop condition. The one precondition is the CPU feature set, which the
+/// `#[target_feature]` attribute makes the caller's `unsafe` responsibility.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{BLOCK_BYTES, QH, QS};
+    use crate::avx2::{f16_bits, f16x2, five_bit_codes, hsum};
+    use crate::blocks::QK;
+
+    /// `row · xq` (see [`super::dot`]): two blocks per step into independent
+    /// accumulators, the two weight scales converted together. Why: the dense and
+    /// sparse GEMV inner loop for Q5_0 weights.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) fn dot(row: &[u8], xq: &[super::BlockQ8]) -> f32 {
+        let n = (row.len() / BLOCK_BYTES).min(xq.len());
+        let (w, xq) = (row.as_ptr(), &xq[..n]);
+        let mut acc = [_mm256_setzero_ps(); 2];
+        let mut pairs = xq.chunks_exact(2);
+        for (i, xp) in pairs.by_ref().enumerate() {
+            let (xa, xb) = (&xp[0], &xp[1]);
+            // SAFETY: pair i covers blocks 2i and 2i + 1 < n, both within `row`.
+            unsafe {
+                let pa = w.add(BLOCK_BYTES * 2 * i);
+                let pb = pa.add(BLOCK_BYTES);
+                let (da, db) = f16x2(
+                    f16_bits(pa),
+                    f16_bits(pb),
+                    _mm_setr_ps(xa.d, xb.d, 0.0, 0.0),
+                );
+                acc[0] = block(pa, xa, da, acc[0]);
+                acc[1] = block(pb, xb, db, acc[1]);
+            }
+        }
+        if let [xl] = pairs.remainder() {
+            // SAFETY: the odd last block is block n − 1, within `row`.
+            unsafe {
+                let p = w.add(BLOCK_BYTES * (n - 1));
+                let (d, _) = f16x2(f16_bits(p), 0, _mm_set1_ps(xl.d));
+                acc[0] = block(p, xl, d, acc[0]);
+            }
+        }
+        hsum(_mm256_add_ps(acc[0], acc[1]))
+    }
+
+    /// `y += h · decode(row)` (see [`super::axpy`]), over the whole blocks both hold, two
+    /// blocks per step (their scales converted together). Why: the sparse down
+    /// projection for Q5_0 weights.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) fn axpy(row: &[u8], h: f32, y: &mut [f32]) {
+        let n = (row.len() / BLOCK_BYTES).min(y.len() / QK);
+        let (w, yp) = (row.as_ptr(), y.as_mut_ptr());
+        let hv = _mm_set1_ps(h);
+        let mut i = 0;
+        while i + 2 <= n {
+            // SAFETY: i + 2 <= n: blocks i and i + 1 are within `row` and values
+            // QK·i..QK·(i + 2) within `y`, which is borrowed mutably (nothing aliases it).
+            unsafe {
+                let pa = w.add(BLOCK_BYTES * i);
+                let pb = pa.add(BLOCK_BYTES);
+                let (da, db) = f16x2(f16_bits(pa), f16_bits(pb), hv);
+                axpy_block(pa, da, yp.add(QK * i));
+                axpy_block(pb, db, yp.add(QK * (i + 1)));
+            }
+            i += 2;
+        }
+        if i < n {
+            // SAFETY: i < n: block i is within `row`, values QK·i..QK·(i + 1) in `y`.
+            unsafe {
+                let p = w.add(BLOCK_BYTES * i);
+                let (d, _) = f16x2(f16_bits(p), 0, hv);
+                axpy_block(p, d, yp.add(QK * i));
+            }
+        }
+    }
+
+    /// One block at `b` dotted with `xb` (`d` = both scales), added to `acc`: the codes
+    /// (0..32, unsigned) go straight into `maddubs`, and the `−16·Σx` offset is folded
+    /// into the integer sum via the activation block's `sum`.
+    ///
+    /// # Safety
+    /// `b` must be valid for `BLOCK_BYTES` bytes of reads.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn block(b: *const u8, xb: &super::BlockQ8, d: f32, acc: __m256) -> __m256 {
+        // SAFETY: the caller guarantees the whole block at `b`.
+        let q = unsafe { five_bit_codes(b.add(QH), b.add(QS)) };
+        // SAFETY: `qs` is 32 readable bytes at the start of the 32-byte-aligned BlockQ8.
+        let x = unsafe { _mm256_load_si256(xb.qs.as_ptr().cast()) };
+        // Products ≤ 31·128 per byte, so the pair sums never saturate.
+        let v = _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), _mm256_set1_epi16(1));
+        // |sum| ≤ 32·128 in any quantized block; wrapping only keeps a corrupt one from
+        // panicking in a debug build.
+        let offset = _mm256_zextsi128_si256(_mm_cvtsi32_si128(xb.sum.wrapping_mul(16)));
+        let v = _mm256_sub_epi32(v, offset);
+        _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(v), acc)
+    }
+
+    /// `y[..32] += d·(q − 16)` for the block at `b`.
+    ///
+    /// # Safety
+    /// `b` must be valid for `BLOCK_BYTES` bytes of reads, and `y` for 32 floats of
+    /// reads and writes, aliased by nothing else.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn axpy_block(b: *const u8, d: f32, y: *mut f32) {
+        // SAFETY: the caller guarantees the whole block at `b`.
+        let q = _mm256_sub_epi8(
+            unsafe { five_bit_codes(b.add(QH), b.add(QS)) },
+            _mm256_set1_epi8(16),
+        );
+        let (lo, hi) = (_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+        let dv = _mm256_set1_ps(d);
+        let eighths = [lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)];
+        for (k, e) in eighths.into_iter().enumerate() {
+            let wv = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(e));
+            // SAFETY: 8k + 8 <= 32 floats, which the caller guarantees.
+            unsafe {
+                let yk = y.add(8 * k);
+                _mm256_storeu_ps(yk, _mm256_fmadd_ps(dv, wv, _mm256_loadu_ps(yk)));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+    use crate::q8::quantize_q8;
+
+    /// `blocks` blocks of values in ±1, each block scaled by a different power of ten.
+    fn random(blocks: usize, seed: u64) -> Vec<f32> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        (0..blocks * QK)
+            .map(|i| rng.random_range(-1.0f32..1.0) * 10f32.powi((i / QK % 5) as i32 - 2))
+            .collect()
+    }
+
+    fn encoded(values: &[f32]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(values, &mut out);
+        out
+    }
+
+    fn decoded(row: &[u8]) -> Vec<f32> {
+        let mut out = vec![0.0; row.len() / BLOCK_BYTES * QK];
+        decode(row, &mut out);
+        out
+    }
+
+    /// The activation as the dot sees it: `d·q` per element, exactly (in f64).
+    fn dequantized(xq: &[BlockQ8]) -> Vec<f64> {
+        xq.iter()
+            .flat_map(|b| b.qs.iter().map(move |&q| f64::from(b.d) * f64::from(q)))
+            .collect()
+    }
+
+    #[test]
+    fn decodes_a_known_block() {
+        // d = 0.5; qh bits 0, 5, 15 and 31 set.
+        let mut b = [0u8; BLOCK_BYTES];
+        b[..2].copy_from_slice(&f16::from_f32(0.5).to_le_bytes());
+        b[QH..QS].copy_from_slice(&0x8000_8021u32.to_le_bytes());
+        b[QS] = 0x3A; // value 0: 0xA | 0x10 = 26; value 16: 3 (bit 16 clear)
+        b[QS + 5] = 0x07; // value 5: 7 | 0x10 = 23; value 21: 0
+        b[QS + 15] = 0xF0; // value 15: 0 | 0x10 = 16; value 31: 0xF | 0x10 = 31
+        let mut out = [f32::NAN; QK];
+        decode(&b, &mut out);
+        let expect = [
+            (0, 5.0),
+            (16, -6.5),
+            (5, 3.5),
+            (21, -8.0),
+            (15, 0.0),
+            (31, 7.5),
+        ];
+        for (j, v) in expect {
+            assert_eq!(out[j], v, "value {j}");
+        }
+        for (j, &v) in out.iter().enumerate() {
+            if !expect.iter().any(|&(k, _)| k == j) {
+                assert_eq!(v, -8.0, "value {j}: code 0");
+            }
+        }
+    }
+
+    #[test]
+    fn encodes_codes_0_to_31_exactly() {
+        // −16..16: the largest magnitude is −16, so d = 1 and value j gets code j.
+        let values: Vec<f32> = (0..QK).map(|j| j as f32 - 16.0).collect();
+        let row = encoded(&values);
+        let mut expect = vec![0x00, 0x3C, 0x00, 0x00, 0xFF, 0xFF];
+        expect.extend((0..16u8).map(|j| j | (j << 4)));
+        assert_eq!(row, expect);
+        assert_eq!(decoded(&row), values);
+    }
+
+    #[test]
+    fn round_trip_within_half_a_step() {
+        let values = random(40, 7);
+        let row = encoded(&values);
+        assert_eq!(row.len(), 40 * BLOCK_BYTES);
+        let back = decoded(&row);
+        for (blk, (v, b)) in values.chunks(QK).zip(back.chunks(QK)).enumerate() {
+            let ds = f16_at(&row[blk * BLOCK_BYTES..], 0);
+            let d = ds.abs();
+            for (x, y) in v.iter().zip(b) {
+                // Half a step, plus what rounding d to f16 moves a code of magnitude
+                // ≤ 16. The codes reach −16 steps on the side of the largest magnitude
+                // but only +15 on the other (ggml's asymmetry), so a value beyond +15.5
+                // steps is clamped to code 31: off by up to one step.
+                let steps = x / ds;
+                let tol = (0.5f32).max(steps - 15.0) * d + 16.0 * d * 2f32.powi(-11) + 1e-7 * d;
+                assert!((x - y).abs() <= tol, "block {blk}: {x} vs {y} (d {d})");
+            }
+        }
+        // A partial tail block is not encoded.
+        assert_eq!(encoded(&values[..QK + 5]).len(), BLOCK_BYTES);
+    }
+
+    #[test]
+    fn zero_and_constant_blocks_are_exact() {
+        for c in [0.0f32, 3.0, -2.5, 1e-3] {
+            let values = vec![c; 2 * QK];
+            let back = decoded(&encoded(&values));
+            let tol = if c == 0.0 || c.abs() >= 1.0 {
+                0.0
+            } else {
+                c.abs() * 2f32.powi(-10)
+            };
+            for v in back {
+                assert!((v - c).abs() <= tol, "{c}: {v}");
+            }
+        }
+    }
+
+    #[test]
+    fn decode_handles_any_lengths() {
+        let row = encoded(&random(3, 1));
+        let full = decoded(&row);
+        // Out shorter than the row, with a partial block: one whole block.
+        let mut out = vec![f32::NAN; QK + 7];
+        decode(&row, &mut out);
+        assert_eq!(out[..QK], full[..QK]);
+        assert!(out[QK..].iter().all(|v| v.is_nan()));
+        // Row cut mid-block: two whole blocks.
+        let mut out = vec![f32::NAN; 3 * QK];
+        decode(&row[..2 * BLOCK_BYTES + 5], &mut out);
+        assert_eq!(out[..2 * QK], full[..2 * QK]);
+        assert!(out[2 * QK..].iter().all(|v| v.is_nan()));
+        decode(&[], &mut out);
+        decode(&row, &mut []);
+    }
+
+    #[test]
+    fn scalar_dot_matches_f64() {
+        let mut xq = Vec::new();
+        for blocks in [1, 2, 3, 5, 7] {
+            let row = encoded(&random(blocks, blocks as u64));
+            quantize_q8(&random(blocks, 100 + blocks as u64), &mut xq);
+            let (w, x) = (decoded(&row), dequantized(&xq));
+            let exact: f64 = w.iter().zip(&x).map(|(&a, b)| f64::from(a) * b).sum();
+            let mag: f64 = w
+                .iter()
+                .zip(&x)
+                .map(|(&a, b)| (f64::from(a) * b).abs())
+                .sum();
+            let got = f64::from(dot(&row, &xq));
+            assert!(
+                (got - exact).abs() <= 1e-6 * mag,
+                "{blocks}: {got} vs {exact}"
+            );
+        }
+    }
+
+    #[test]
+    fn scalar_axpy_matches_decode() {
+        let row = encoded(&random(3, 9));
+        let w = decoded(&row);
+        let mut y = vec![1.0f32; 3 * QK + 4];
+        axpy(&row, -0.75, &mut y);
+        for (i, v) in y.iter().enumerate() {
+            let expect = if i < 3 * QK { 1.0 - 0.75 * w[i] } else { 1.0 };
+            assert!((v - expect).abs() <= 1e-6 * (1.0 + w.get(i).map_or(0.0, |w| w.abs())));
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn have_avx2() -> bool {
+        let ok = is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c");
+        if !ok {
+            eprintln!("skipped: this CPU lacks avx2, fma or f16c");
+        }
+        ok
+    }
+
+    /// Checks avx2 `dot` against the scalar one for a row and an activation of any
+    /// (possibly different) block counts.
+    #[cfg(target_arch = "x86_64")]
+    fn check_dot(row: &[u8], xq: &[BlockQ8]) {
+        let n = (row.len() / BLOCK_BYTES).min(xq.len());
+        let w = decoded(&row[..n * BLOCK_BYTES]);
+        let mag: f64 = w
+            .iter()
+            .zip(dequantized(&xq[..n]))
+            .map(|(&a, b)| (f64::from(a) * b).abs())
+            .sum();
+        let want = dot(row, xq);
+        assert_eq!(want, dot(&row[..n * BLOCK_BYTES], &xq[..n]));
+        // SAFETY: the caller checked avx2, fma and f16c.
+        let got = unsafe { avx2::dot(row, xq) };
+        let err = f64::from(got - want).abs();
+        assert!(err <= 2e-5 * mag, "{n} blocks: {got} vs {want}");
+    }
+
+    /// Checks avx2 `axpy` against the scalar one, and that `y` past the common whole
+    /// blocks is untouched.
+    #[cfg(target_arch = "x86_64")]
+    fn check_axpy(row: &[u8], h: f32, y0: &[f32]) {
+        let n = (row.len() / BLOCK_BYTES).min(y0.len() / QK);
+        let w = decoded(&row[..n * BLOCK_BYTES]);
+        let (mut want, mut got) = (y0.to_vec(), y0.to_vec());
+        axpy(row, h, &mut want);
+        // SAFETY: the caller checked avx2, fma and f16c.
+        unsafe { avx2::axpy(row, h, &mut got) };
+        for (i, (g, e)) in got.iter().zip(&want).enumerate() {
+            if i < n * QK {
+                let tol = 2e-5 * (y0[i].abs() + (h * w[i]).abs());
+                assert!((g - e).abs() <= tol, "{n} blocks, value {i}: {g} vs {e}");
+            } else {
+                assert_eq!(g.to_bits(), y0[i].to_bits(), "value {i} past the blocks");
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_matches_scalar() {
+        if !have_avx2() {
+            return;
+        }
+        let mut xq = Vec::new();
+        for blocks in (1..=9).chain([128]) {
+            let row = encoded(&random(blocks, 200 + blocks as u64));
+            quantize_q8(&random(blocks, 300 + blocks as u64), &mut xq);
+            check_dot(&row, &xq);
+            let y0 = random(blocks, 400 + blocks as u64);
+            check_axpy(&row, 0.37, &y0);
+            check_axpy(&row, -3.5, &y0);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_takes_only_common_whole_blocks() {
+        if !have_avx2() {
+            return;
+        }
+        let row = encoded(&random(7, 11));
+        let mut xq = Vec::new();
+        quantize_q8(&random(9, 12), &mut xq);
+        let y0 = random(9, 13);
+        for blocks in 0..=7 {
+            let cut = &row[..blocks * BLOCK_BYTES];
+            // Row shorter than xq / y, then cut mid-block.
+            check_dot(cut, &xq);
+            check_axpy(cut, 1.25, &y0);
+            check_dot(&row[..(blocks * BLOCK_BYTES + 9).min(row.len())], &xq);
+            // xq / y shorter than the row, y also with a partial block.
+            check_dot(&row, &xq[..blocks]);
+            check_axpy(&row, 1.25, &y0[..blocks * QK]);
+            check_axpy(&row, -0.5, &y0[..blocks * QK + 13]);
+        }
+    }
+}
