@@ -31,6 +31,9 @@ pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 pub const MODEL_ENV: &str = "POWERINFER_MODEL";
 /// The data files the fetch script provides under `<assets>/data/`.
 pub const DATA_FILES: [&str; 2] = ["HumanEval.jsonl.gz", "botchan.txt"];
+/// File name of the Gemma 3 270M model (Q4_K_M) under `<assets>/models/`, fetched only on
+/// request by [`gemma3_model_path`] (it is under the Gemma Terms of Use, never committed).
+pub const GEMMA3_MODEL_FILE: &str = "gemma-3-270m-q4_k_m.gguf";
 
 /// Failure to provide the assets.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +98,55 @@ pub fn data_path(name: &str) -> PathBuf {
     assets_dir().join("data").join(name)
 }
 
+/// The Gemma 3 270M model, `<assets>/models/gemma-3-270m-q4_k_m.gguf`, running
+/// `scripts/fetch-assets.sh gemma3` first when it is missing.
+///
+/// Why a separate, opt-in fetch: the file is 250 MB and under the Gemma Terms of Use, so
+/// only the tests and examples that need it download it, never a plain [`ensure_assets`].
+/// Concurrency as for [`ensure_assets`]: a mutex in-process, the script's `flock` across
+/// processes, and only complete, verified files renamed into place.
+pub fn gemma3_model_path() -> Result<PathBuf, AssetError> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    // A poisoned lock only means another test panicked meanwhile; the file is checked anew.
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let path = assets_dir().join("models").join(GEMMA3_MODEL_FILE);
+    if path.is_file() {
+        return Ok(path);
+    }
+    run_fetch_script(&["gemma3"])?;
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(AssetError::StillMissing {
+            path: path.display().to_string(),
+        })
+    }
+}
+
+/// Runs `scripts/fetch-assets.sh ARGS…` with `$POWERINFER_ASSETS_DIR` set to
+/// [`assets_dir`].
+fn run_fetch_script(args: &[&str]) -> Result<(), AssetError> {
+    let script = workspace_root().join("scripts").join("fetch-assets.sh");
+    let script_name = script.display().to_string();
+    let status = Command::new("bash")
+        .arg(&script)
+        .args(args)
+        .env(ASSETS_DIR_ENV, assets_dir())
+        .status()
+        .map_err(|source| AssetError::Spawn {
+            script: script_name.clone(),
+            source,
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(AssetError::ScriptFailed {
+            script: script_name,
+            status,
+        })
+    }
+}
+
 fn missing() -> Vec<PathBuf> {
     std::iter::once(default_model_path())
         .chain(DATA_FILES.iter().map(|n| data_path(n)))
@@ -115,26 +167,38 @@ pub fn ensure_assets() -> Result<(), AssetError> {
     if missing().is_empty() {
         return Ok(());
     }
-    let script = workspace_root().join("scripts").join("fetch-assets.sh");
-    let script_name = script.display().to_string();
-    let status = Command::new("bash")
-        .arg(&script)
-        .env(ASSETS_DIR_ENV, assets_dir())
-        .status()
-        .map_err(|source| AssetError::Spawn {
-            script: script_name.clone(),
-            source,
-        })?;
-    if !status.success() {
-        return Err(AssetError::ScriptFailed {
-            script: script_name,
-            status,
-        });
-    }
+    run_fetch_script(&[])?;
     match missing().first() {
         Some(p) => Err(AssetError::StillMissing {
             path: p.display().to_string(),
         }),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gemma3_file_lives_under_models() {
+        assert_eq!(GEMMA3_MODEL_FILE, "gemma-3-270m-q4_k_m.gguf");
+        // The path `gemma3_model_path` returns, built without fetching anything.
+        let p = assets_dir().join("models").join(GEMMA3_MODEL_FILE);
+        assert!(p.ends_with("models/gemma-3-270m-q4_k_m.gguf"));
+    }
+
+    #[test]
+    fn fetch_script_rejects_unknown_targets_before_touching_anything() {
+        // Checked before any directory, lock or download: exit status 2, no network.
+        let script = workspace_root().join("scripts").join("fetch-assets.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("no-such-target")
+            .env(ASSETS_DIR_ENV, "/nonexistent/powerinfer-assets-test")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("usage:"));
     }
 }
