@@ -5,7 +5,8 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::isa::Supported;
-use crate::q8::{Act, BlockQ8, quantize_q8};
+use crate::q8::{Act, ActBuf, quantize_q8};
+use crate::q8k::quantize_q8k;
 use crate::types::ActKind;
 use crate::{Isa, KernelError, WType};
 
@@ -185,12 +186,19 @@ pub(crate) fn check_idx(idx: &[u32], rows: usize) -> Result<(), KernelError> {
 
 /// Prepares `x` for dot products with `wtype` rows: quantizes it into `buf` when the
 /// type is quantized.
-pub(crate) fn prepare<'x>(wtype: WType, x: &'x [f32], buf: &'x mut Vec<BlockQ8>) -> Act<'x> {
+pub(crate) fn prepare<'x>(wtype: WType, x: &'x [f32], buf: &'x mut ActBuf) -> Act<'x> {
+    buf.q.clear();
+    buf.k.clear();
     match wtype.kernels().act() {
-        ActKind::Q8 => quantize_q8(x, buf),
-        ActKind::F32 => buf.clear(),
+        ActKind::Q8 => quantize_q8(x, &mut buf.q),
+        ActKind::Q8K => quantize_q8k(x, &mut buf.k),
+        ActKind::F32 => {}
     }
-    Act { f: x, q: buf }
+    Act {
+        f: x,
+        q: &buf.q,
+        k: &buf.k,
+    }
 }
 
 /// Asks the CPU to start loading `bytes` into cache (a hint; no effect on results).

@@ -1,7 +1,7 @@
 //! The sparse feed-forward block: compute only the neurons that fire.
 
 use crate::context::{check_idx, check_len, prepare};
-use crate::q8::BlockQ8;
+use crate::q8::ActBuf;
 use crate::{ColQ4, KernelError, Kernels, Matrix, WType, blocks};
 
 /// How a neuron's gate (and up) pre-activations become its output `h`.
@@ -248,8 +248,8 @@ pub struct FfnScratch {
     h: Vec<f32>,
     active: Vec<u32>,
     h_active: Vec<f32>,
-    q: Vec<BlockQ8>,
-    q_up: Vec<BlockQ8>,
+    q: ActBuf,
+    q_up: ActBuf,
 }
 
 impl FfnScratch {

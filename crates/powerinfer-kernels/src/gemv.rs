@@ -3,6 +3,7 @@
 use crate::context::{PAR_MIN_BYTES, check_idx, check_len, prepare};
 use crate::dispatch::{DOT_ROWS, GEMM_ROWS, dot_f32_rows, dot_rows, row_f32};
 use crate::q8::Act;
+use crate::q8::ActBuf;
 use crate::{KernelError, Kernels, Matrix};
 
 impl Kernels {
@@ -16,7 +17,7 @@ impl Kernels {
     pub fn gemv(&self, w: &Matrix, x: &[f32], y: &mut [f32]) -> Result<(), KernelError> {
         check_len("gemv: x", w.cols(), x.len())?;
         check_len("gemv: y", w.rows(), y.len())?;
-        let mut buf = Vec::new();
+        let mut buf = ActBuf::default();
         let act = prepare(w.wtype(), x, &mut buf);
         self.gemv_blocks(w, &act, None, y);
         Ok(())
@@ -38,7 +39,7 @@ impl Kernels {
         check_len("gemv_rows: x", w.cols(), x.len())?;
         check_len("gemv_rows: y", idx.len(), y.len())?;
         check_idx(idx, w.rows())?;
-        let mut buf = Vec::new();
+        let mut buf = ActBuf::default();
         let act = prepare(w.wtype(), x, &mut buf);
         self.gemv_blocks(w, &act, Some(idx), y);
         Ok(())

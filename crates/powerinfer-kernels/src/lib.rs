@@ -42,6 +42,7 @@ mod isa;
 mod matrix;
 mod packed;
 mod q8;
+mod q8k;
 mod types;
 mod wtype;
 

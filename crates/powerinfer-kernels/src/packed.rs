@@ -14,6 +14,7 @@
 use crate::blocks::{QK, f16_at};
 use crate::context::{check_len, prepare};
 use crate::dispatch::{PACKED_TOKENS, packed_group};
+use crate::q8::ActBuf;
 use crate::q8::{BlockQ8, quantize_q8_into};
 use crate::{KernelError, Kernels, Matrix, WType};
 
@@ -235,7 +236,7 @@ impl Kernels {
     ) -> Result<(), KernelError> {
         check_len("gemv_packed: x", w.cols(), x.len())?;
         check_len("gemv_packed: y", w.rows(), y.len())?;
-        let mut buf = Vec::new();
+        let mut buf = ActBuf::default();
         let act = prepare(w.wtype(), x, &mut buf);
         self.packed_groups(w, act.q, 1, y);
         Ok(())

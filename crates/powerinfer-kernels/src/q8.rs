@@ -6,6 +6,7 @@
 //! carries `Σq` so Q4_0's `−8` offset and Q4_1's minimum cost one multiply per block.
 
 use crate::blocks::QK;
+use crate::q8k::BlockQ8K;
 
 /// One block of 32 activations: `x ≈ d·q`, with `sum = Σ q` precomputed.
 #[derive(Clone, Copy, Debug, Default)]
@@ -65,21 +66,32 @@ pub(crate) fn round_i8(v: f32) -> i8 {
     r as i8
 }
 
-/// An activation vector prepared for one call: the floats, and their 8-bit blocks when
-/// the weight type is quantized (empty otherwise).
+/// An activation vector prepared for one call: the floats, and their 8-bit blocks in
+/// the form the weight type dots with (the others empty).
 #[derive(Clone, Copy)]
 pub(crate) struct Act<'a> {
     /// The activations.
     pub f: &'a [f32],
-    /// `f` quantized (only for quantized weight types).
+    /// `f` in blocks of 32 (for Q8_0, Q4_x, Q5_x weights).
     pub q: &'a [BlockQ8],
+    /// `f` in super-blocks of 256 (for the K-quants).
+    pub k: &'a [BlockQ8K],
 }
 
 impl<'a> Act<'a> {
     /// Float activations only (for the float weight types).
     pub(crate) fn floats(f: &'a [f32]) -> Act<'a> {
-        Act { f, q: &[] }
+        Act { f, q: &[], k: &[] }
     }
+}
+
+/// Reusable storage for [`Act`]'s quantized forms.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ActBuf {
+    /// Blocks of 32.
+    pub q: Vec<BlockQ8>,
+    /// Super-blocks of 256.
+    pub k: Vec<BlockQ8K>,
 }
 
 #[cfg(test)]

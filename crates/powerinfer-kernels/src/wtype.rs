@@ -19,6 +19,9 @@ use crate::types::{self, BlockKernels};
 /// | Q4_1 | 32           | 20          | `d: f16`, `m: f16`, `qs: [u8; 16]`: `x = d·q + m` |
 /// | Q5_0 | 32           | 22          | `d: f16`, `qh: u32`, `qs: [u8; 16]`: `x = d·(q − 16)` |
 /// | Q5_1 | 32           | 24          | `d: f16`, `m: f16`, `qh: u32`, `qs: [u8; 16]`: `x = d·q + m` |
+/// | Q4K | 256          | 144         | `d, dmin: f16`, `scales: [u8; 12]` (6-bit `sc`, `m` per 32), `qs: [u8; 128]`: `x = d·sc·q − dmin·m` |
+/// | Q5K | 256          | 176         | as Q4K plus `qh: [u8; 32]` (fifth bits) |
+/// | Q6K | 256          | 210         | `ql: [u8; 128]`, `qh: [u8; 64]`, `scales: [i8; 16]`, `d: f16`: `x = d·sc·(q − 32)` |
 ///
 /// In Q4_0/Q4_1, byte `j` of `qs` holds value `j` in its low nibble and value `j + 16`
 /// in its high nibble (ggml's layout); in Q5_0/Q5_1 bit `j` of the little-endian `qh`
@@ -41,6 +44,12 @@ pub enum WType {
     Q5_0,
     /// 5-bit blocks of 32 with an f16 scale and f16 minimum.
     Q5_1,
+    /// 4-bit super-blocks of 256: eight sub-blocks with 6-bit scales and minimums.
+    Q4K,
+    /// 5-bit super-blocks of 256: Q4K's layout plus a fifth bit per value.
+    Q5K,
+    /// 6-bit super-blocks of 256: sixteen sub-blocks with 8-bit scales.
+    Q6K,
 }
 
 /// One row of the type table: what every other piece needs to know about a type.
@@ -61,7 +70,7 @@ struct Info {
 
 /// Every type, in the order of [`WType`]'s variants: adding a type is a variant, a row
 /// here and its file under `types/`.
-const TABLE: [Info; 8] = [
+const TABLE: [Info; 11] = [
     Info {
         wtype: WType::F32,
         name: "f32",
@@ -125,6 +134,30 @@ const TABLE: [Info; 8] = [
         block: 32,
         bytes: 24,
         kernels: &types::q5_1::Q5_1,
+    },
+    Info {
+        wtype: WType::Q4K,
+        name: "q4_k",
+        ggml_id: 12,
+        block: 256,
+        bytes: 144,
+        kernels: &types::q4_k::Q4K,
+    },
+    Info {
+        wtype: WType::Q5K,
+        name: "q5_k",
+        ggml_id: 13,
+        block: 256,
+        bytes: 176,
+        kernels: &types::q5_k::Q5K,
+    },
+    Info {
+        wtype: WType::Q6K,
+        name: "q6_k",
+        ggml_id: 14,
+        block: 256,
+        bytes: 210,
+        kernels: &types::q6_k::Q6K,
     },
 ];
 

@@ -81,6 +81,11 @@ fn quantize_round_trips_within_half_a_step() {
             WType::Q4_1 => 3.2 / 15.0,
             WType::Q5_0 => 3.3 / 16.0,
             WType::Q5_1 => 3.2 / 31.0,
+            // K-quants: the sub-block scales are quantized too (6 or 8 bits), which
+            // costs up to about a step more than the value's own rounding.
+            WType::Q4K => 3.3 / 8.0,
+            WType::Q5K => 3.3 / 16.0,
+            WType::Q6K => 3.3 / 32.0,
         };
         for (a, b) in x.iter().zip(&y) {
             assert!(
@@ -100,4 +105,32 @@ fn ggml_type_ids_round_trip() {
     assert_eq!(WType::from_ggml_id(2), Some(WType::Q4_0));
     assert_eq!(WType::from_ggml_id(6), Some(WType::Q5_0));
     assert_eq!(WType::from_ggml_id(16), None); // IQ2_XXS: not supported
+}
+
+/// A row length a type cannot hold (640 values: 20 blocks of 32, 2.5 super-blocks of
+/// 256) is a typed error, for every K-quant, before any byte is read.
+#[test]
+fn k_quant_rows_must_be_whole_super_blocks() {
+    use powerinfer_kernels::{KernelError, Matrix};
+    for wtype in [WType::Q4K, WType::Q5K, WType::Q6K] {
+        assert_eq!(wtype.block_size(), 256);
+        let err = wtype.row_bytes(640).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                KernelError::NotBlockAligned {
+                    cols: 640,
+                    block: 256,
+                    ..
+                }
+            ),
+            "{wtype}: {err}"
+        );
+        let bytes = vec![0u8; 4 * wtype.block_bytes()];
+        assert!(Matrix::new(wtype, 1, 640, &bytes).is_err());
+        assert!(Matrix::new(wtype, 1, 1024, &bytes).is_ok());
+        assert!(dequantize_row(wtype, &bytes, &mut [0f32; 640]).is_err());
+    }
+    assert_eq!(WType::from_ggml_id(12), Some(WType::Q4K));
+    assert_eq!(WType::from_name("q6_k"), Some(WType::Q6K));
 }

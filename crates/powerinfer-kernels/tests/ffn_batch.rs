@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestMatrix, isas, kernels, random_vec};
+use common::{TestMatrix, fit, isas, kernels, random_vec};
 use powerinfer_kernels::{
     Activation, FfnBatchScratch, FfnScratch, FfnWeights, Matrix, Skip, WType, transpose,
 };
@@ -12,15 +12,9 @@ use powerinfer_kernels::{
 #[test]
 fn a_batch_equals_its_tokens_alone() {
     for isa in isas() {
-        for wtype in [
-            WType::F32,
-            WType::F16,
-            WType::Q8_0,
-            WType::Q4_0,
-            WType::Q4_1,
-        ] {
+        for wtype in WType::ALL {
             for act in [Activation::Relu, Activation::ReGlu, Activation::SwiGlu] {
-                let (n_ff, d, n) = (83, 64, 5);
+                let (n_ff, d, n) = (83, fit(wtype, 64), 5);
                 let k = kernels(isa, 2);
                 let gate = TestMatrix::random(wtype, n_ff, d, 41);
                 let up = TestMatrix::random(wtype, n_ff, d, 42);

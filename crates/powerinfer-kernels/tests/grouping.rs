@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{TestMatrix, isas, kernels, random_idx, random_vec};
+use common::{TestMatrix, fit, isas, kernels, random_idx, random_vec};
 use powerinfer_kernels::WType;
 
 /// `axpy_rows` applies rows four at a time where the ISA can; that must be exactly the
@@ -13,7 +13,7 @@ fn axpy_rows_groups_of_four_equal_row_by_row() {
         let k = kernels(isa, 1);
         for wtype in WType::ALL {
             for cols in [32, 96, 576] {
-                let rows = 23;
+                let (rows, cols) = (23, fit(wtype, cols));
                 let m = TestMatrix::random(wtype, rows, cols, 31);
                 let idx = random_idx(rows, 0.7, 32);
                 let h = random_vec(idx.len(), 33);
@@ -41,10 +41,10 @@ fn gemm_blocks_equal_single_row_single_token() {
             for wtype in WType::ALL {
                 for (rows, cols, n) in [(9, 64, 7), (6, 96, 5), (5, 32 * 3 + 8 * 2, 4), (3, 101, 4)]
                 {
-                    let cols = cols / wtype.block_size() * wtype.block_size();
-                    if cols == 0 {
-                        continue;
-                    }
+                    let cols = match wtype.block_size() {
+                        b if b > 32 => fit(wtype, cols),
+                        b => cols / b * b,
+                    };
                     let m = TestMatrix::random(wtype, rows, cols, 41);
                     let xs = random_vec(n * cols, 42);
                     let mut ys = vec![0f32; n * rows];
@@ -78,6 +78,7 @@ fn gemv_groups_equal_single_row() {
             let k = kernels(isa, threads);
             for wtype in WType::ALL {
                 for (rows, cols) in [(23, 96), (203, 576), (7, 32)] {
+                    let cols = fit(wtype, cols);
                     let m = TestMatrix::random(wtype, rows, cols, 51);
                     let x = random_vec(cols, 52);
                     let mut dense = vec![0f32; rows];

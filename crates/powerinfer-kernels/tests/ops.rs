@@ -44,6 +44,7 @@ fn gemv_rows_matches_reference_for_every_index_list() {
         let k = kernels(isa, 2);
         for wtype in WType::ALL {
             for (rows, cols) in [(1, 64), (67, 96), (200, 256), (40, 4096)] {
+                let cols = fit(wtype, cols);
                 let m = TestMatrix::random(wtype, rows, cols, 7);
                 let x = random_vec(cols, 8);
                 for (name, idx) in idx_cases(rows, 9) {
@@ -80,10 +81,10 @@ fn axpy_rows_matches_reference_for_every_index_list() {
         for threads in [1, 2, 3] {
             let k = kernels(isa, threads);
             for wtype in WType::ALL {
-                let col_cases: Vec<usize> = if wtype.block_size() == 1 {
-                    vec![1, 7, 67, 576, 4096]
-                } else {
-                    vec![32, 96, 256, 576, 4096]
+                let col_cases: Vec<usize> = match wtype.block_size() {
+                    1 => vec![1, 7, 67, 576, 4096],
+                    32 => vec![32, 96, 256, 576, 4096],
+                    _ => vec![256, 768, 4096],
                 };
                 for cols in col_cases {
                     let rows = 37;
@@ -115,7 +116,7 @@ fn batched_forms_match_reference_and_single_token_forms() {
         for threads in [1, 2] {
             let k = kernels(isa, threads);
             for wtype in WType::ALL {
-                let (rows, cols, n) = (45, 128, 5);
+                let (rows, cols, n) = (45, fit(wtype, 128), 5);
                 let m = TestMatrix::random(wtype, rows, cols, 21);
                 let xs = random_vec(n * cols, 22);
                 let idx = random_idx(rows, 0.4, 23);
@@ -230,7 +231,7 @@ fn fused_ffn_matches_reference_for_every_activation() {
                     Activation::SwiGlu,
                     Activation::GeGlu,
                 ] {
-                    let (n_ff, d) = (96, 64);
+                    let (n_ff, d) = (fit(wtype, 96), fit(wtype, 64));
                     let gate = TestMatrix::random(wtype, n_ff, d, 31);
                     let up = TestMatrix::random(wtype, n_ff, d, 32);
                     let down = TestMatrix::random(wtype, d, n_ff, 33);

@@ -32,7 +32,7 @@ fn case() -> impl Strategy<Value = Case> {
             subsequence((0..rows as u32).collect::<Vec<_>>(), 0..=rows).prop_map(move |idx| Case {
                 wtype,
                 rows,
-                cols: blocks * 32,
+                cols: blocks * wtype.block_size().max(32),
                 idx,
                 threads,
                 seed,

@@ -12,8 +12,11 @@ use crate::q8::Act;
 pub(crate) mod float;
 pub(crate) mod q4_0;
 pub(crate) mod q4_1;
+pub(crate) mod q4_k;
 pub(crate) mod q5_0;
 pub(crate) mod q5_1;
+pub(crate) mod q5_k;
+pub(crate) mod q6_k;
 pub(crate) mod q8_0;
 
 /// The activation blocks a type's dot product reads (quantized once per call).
@@ -23,6 +26,8 @@ pub(crate) enum ActKind {
     F32,
     /// 8-bit blocks of 32 with their sums ([`crate::q8::BlockQ8`]).
     Q8,
+    /// 8-bit super-blocks of 256 with sums per 16 ([`crate::q8k::BlockQ8K`]).
+    Q8K,
 }
 
 /// The row kernels of one weight type. Every method is safe for any slice lengths: it

@@ -115,6 +115,12 @@ pub fn col_sweep(wtype: WType) -> Vec<usize> {
     v
 }
 
+/// `n` rounded up to a whole number of `wtype`'s blocks (the K-quants' 256-value
+/// super-blocks turn the odd test widths of the 32-value types into 256, 512, …).
+pub fn fit(wtype: WType, n: usize) -> usize {
+    n.div_ceil(wtype.block_size()).max(1) * wtype.block_size()
+}
+
 pub fn rows_for(cols: usize) -> Vec<usize> {
     if cols >= 4096 {
         vec![1, 3, 17]
