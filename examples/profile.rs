@@ -67,7 +67,7 @@ fn main() -> Result<()> {
     }
     let kernels = data::kernels(args.threads)?;
     let rule = match model.config().activation {
-        Activation::SwiGlu => ActiveRule::TopDensity(args.density),
+        Activation::SwiGlu | Activation::GeGlu => ActiveRule::TopDensity(args.density),
         _ => ActiveRule::NonZero,
     };
     let mut stats = ActivationStats::new(model.predictor_id().clone(), rule)?;

@@ -122,7 +122,7 @@ fn main() -> Result<()> {
     let held_t = &held_t[..args.held_out.min(held_t.len())];
     let kernels = data::kernels(args.threads)?;
     let rule = match cfg.activation {
-        Activation::SwiGlu => ActiveRule::TopDensity(args.density),
+        Activation::SwiGlu | Activation::GeGlu => ActiveRule::TopDensity(args.density),
         _ => ActiveRule::NonZero,
     };
     let kind = match args.recall_kind.as_str() {

@@ -171,7 +171,7 @@ impl Calibration {
     ) -> Result<Calibration> {
         let cfg = model.config();
         let rule = match cfg.activation {
-            Activation::SwiGlu => ActiveRule::TopDensity(active_share),
+            Activation::SwiGlu | Activation::GeGlu => ActiveRule::TopDensity(active_share),
             _ => ActiveRule::NonZero,
         };
         let mut stats = ActivationStats::new(model.predictor_id().clone(), rule)?;

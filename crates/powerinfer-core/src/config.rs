@@ -14,6 +14,10 @@ pub enum Arch {
     Bamboo,
     /// OPT: LayerNorm, biases, learned positions, fc1 → ReLU → fc2.
     Opt,
+    /// Gemma 3: GeGLU FFN, RMSNorm before and after attention and FFN, QK-norm, NEOX
+    /// RoPE, an embedding scaled by √dim, and sliding-window (local) layers between the
+    /// global ones.
+    Gemma3,
 }
 
 impl Arch {
@@ -23,8 +27,31 @@ impl Arch {
             Arch::Llama => "llama",
             Arch::Bamboo => "bamboo",
             Arch::Opt => "opt",
+            Arch::Gemma3 => "gemma3",
         }
     }
+}
+
+/// How RoPE pairs the values of a head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopeStyle {
+    /// Adjacent pairs `(2i, 2i + 1)` (llama.cpp's NORM mode: LLaMA GGUFs, whose q/k rows
+    /// the converter permuted for it).
+    Adjacent,
+    /// Pairs `(i, i + hd/2)` (llama.cpp's NEOX mode: Gemma, and Hugging Face's layout).
+    Halves,
+}
+
+/// Gemma 3's sliding-window attention: every layer is local except each `period`-th
+/// (layers `period − 1, 2·period − 1, …` are global), as llama.cpp's `set_swa_pattern(6)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SlidingWindow {
+    /// A local layer's query at position `p` sees keys `p − window < j ≤ p`.
+    pub window: usize,
+    /// Every `period`-th layer is global.
+    pub period: usize,
+    /// RoPE base of the local layers (the global ones use [`ModelConfig::rope_base`]).
+    pub rope_base: f32,
 }
 
 /// Everything the forward pass needs to know about shapes and numerics.
@@ -54,6 +81,14 @@ pub struct ModelConfig {
     pub rope_base: f32,
     /// FFN activation.
     pub activation: Activation,
+    /// RoPE pairing (unused by OPT).
+    pub rope_style: RopeStyle,
+    /// Local attention layers, when the model has them (Gemma 3).
+    pub sliding_window: Option<SlidingWindow>,
+    /// Factor on the token embedding (Gemma: √dim; else 1).
+    pub embed_scale: f32,
+    /// Factor on the attention scores (1/√head_dim unless the model says otherwise).
+    pub attn_scale: f32,
 }
 
 impl ModelConfig {
@@ -65,6 +100,7 @@ impl ModelConfig {
             "llama" => Arch::Llama,
             "bamboo" => Arch::Bamboo,
             "opt" => Arch::Opt,
+            "gemma3" => Arch::Gemma3,
             other => {
                 return Err(ModelError::UnsupportedArch {
                     file: fname,
@@ -91,12 +127,14 @@ impl ModelConfig {
                 Arch::Llama => Activation::SwiGlu,
                 Arch::Bamboo => Activation::DRelu,
                 Arch::Opt => Activation::Relu,
+                Arch::Gemma3 => Activation::GeGlu,
             },
             Some(_) => match (arch, file.get_str("powerinfer.ffn_activation")?) {
                 (Arch::Opt, "relu") => Activation::Relu,
                 (Arch::Llama | Arch::Bamboo, "silu") => Activation::SwiGlu,
                 (Arch::Llama | Arch::Bamboo, "relu") => Activation::ReGlu,
                 (Arch::Llama | Arch::Bamboo, "drelu") => Activation::DRelu,
+                (Arch::Gemma3, "gelu") => Activation::GeGlu,
                 (_, other) => {
                     return Err(ModelError::Config {
                         file: fname,
@@ -107,14 +145,39 @@ impl ModelConfig {
             },
         };
         let emb = file.require_tensor("token_embd.weight")?;
+        let opt_usize = |k: &str| match file.get(&format!("{p}.{k}")) {
+            Some(_) => get(k).map(Some),
+            None => Ok(None),
+        };
+        let key_length = opt_usize("attention.key_length")?;
+        if let Some(v) = opt_usize("attention.value_length")?
+            && Some(v) != key_length
+        {
+            return Err(ModelError::Config {
+                file: fname,
+                key: format!("{p}.attention.value_length"),
+                problem: format!("{v} differs from key_length {key_length:?}"),
+            });
+        }
+        let dim = get("embedding_length")?;
+        // Gemma 3 (llama.cpp `LLM_ARCH_GEMMA3`): every sixth layer global, the local
+        // ones with RoPE base 10 000 (neither is stored in the file).
+        let sliding_window = match (arch, opt_usize("attention.sliding_window")?) {
+            (Arch::Gemma3, Some(window)) => Some(SlidingWindow {
+                window,
+                period: 6,
+                rope_base: 10_000.0,
+            }),
+            _ => None,
+        };
         let cfg = ModelConfig {
             arch,
             n_layers: get("block_count")?,
-            dim: get("embedding_length")?,
+            dim,
             n_ff: get("feed_forward_length")?,
             n_heads,
             n_kv_heads,
-            head_dim: 0,
+            head_dim: key_length.unwrap_or(0),
             vocab: usize::try_from(emb.rows()).unwrap_or(usize::MAX),
             ctx_len: get("context_length")?,
             norm_eps: file.get_f32(&format!("{p}.{eps_key}"))?,
@@ -124,6 +187,16 @@ impl ModelConfig {
                 10_000.0
             },
             activation,
+            rope_style: match arch {
+                Arch::Gemma3 => RopeStyle::Halves,
+                _ => RopeStyle::Adjacent,
+            },
+            sliding_window,
+            embed_scale: match arch {
+                Arch::Gemma3 => (dim as f32).sqrt(),
+                _ => 1.0,
+            },
+            attn_scale: 0.0,
         };
         cfg.validated(&fname)
     }
@@ -147,11 +220,22 @@ impl ModelConfig {
                 return Err(bad(key, format!("{v} is out of range")));
             }
         }
-        if !self.dim.is_multiple_of(self.n_heads) {
+        if self.head_dim == 0 && !self.dim.is_multiple_of(self.n_heads) {
             return Err(bad(
                 "attention.head_count",
                 format!("{} does not divide dim {}", self.n_heads, self.dim),
             ));
+        }
+        if self.head_dim > 1 << 16 {
+            return Err(bad(
+                "attention.key_length",
+                format!("{} is out of range", self.head_dim),
+            ));
+        }
+        if let Some(w) = self.sliding_window
+            && w.window == 0
+        {
+            return Err(bad("attention.sliding_window", "0 is out of range".into()));
         }
         if !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return Err(bad(
@@ -162,7 +246,10 @@ impl ModelConfig {
                 ),
             ));
         }
-        self.head_dim = self.dim / self.n_heads;
+        if self.head_dim == 0 {
+            self.head_dim = self.dim / self.n_heads;
+        }
+        self.attn_scale = 1.0 / (self.head_dim as f32).sqrt();
         if self.arch != Arch::Opt && !self.head_dim.is_multiple_of(2) {
             return Err(bad(
                 "head_dim",
@@ -183,5 +270,27 @@ impl ModelConfig {
     /// Width of the key/value projections.
     pub fn kv_dim(&self) -> usize {
         self.n_kv_heads * self.head_dim
+    }
+
+    /// Width of the query projection and of the attention output (`dim`, except where
+    /// the file's `attention.key_length` says otherwise: Gemma 3 270M has 4 × 256 for a
+    /// dim of 640).
+    pub fn q_dim(&self) -> usize {
+        self.n_heads * self.head_dim
+    }
+
+    /// The window of layer `layer` when it is a local (sliding-window) layer.
+    pub fn window_of(&self, layer: usize) -> Option<usize> {
+        self.sliding_window
+            .filter(|s| !(layer + 1).is_multiple_of(s.period.max(1)))
+            .map(|s| s.window)
+    }
+
+    /// The RoPE base of layer `layer`.
+    pub fn rope_base_of(&self, layer: usize) -> f32 {
+        match (self.window_of(layer), self.sliding_window) {
+            (Some(_), Some(s)) => s.rope_base,
+            _ => self.rope_base,
+        }
     }
 }

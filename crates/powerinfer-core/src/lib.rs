@@ -84,7 +84,7 @@ mod session;
 pub mod tokenizer;
 pub mod trace;
 
-pub use config::{Arch, ModelConfig};
+pub use config::{Arch, ModelConfig, RopeStyle, SlidingWindow};
 pub use engine::{
     Engine, EngineError, EngineOptions, GenerateParams, Generation, GenerationStats, Token,
 };

@@ -61,6 +61,19 @@ pub(crate) struct Layer {
     pub ffn_norm: Norm,
     pub ffn: Ffn,
     pub down_bias: Option<Vec<f32>>,
+    /// Gemma 3's extra norms: per head on q and k (before RoPE), and on the attention
+    /// and FFN outputs (before their residual adds).
+    pub extra: Option<ExtraNorms>,
+}
+
+/// The norms Gemma 3 adds to a LLaMA block (weights as stored: the converter has
+/// already folded Gemma's `1 + w` into them).
+#[derive(Debug)]
+pub(crate) struct ExtraNorms {
+    pub q: Norm,
+    pub k: Norm,
+    pub post_attn: Norm,
+    pub post_ffn: Norm,
 }
 
 /// A layer's FFN weights. Gate and up stay contiguous in the mapped file: the oracle
@@ -188,8 +201,9 @@ impl Model {
             cfg: &config,
             opts,
         };
-        let (d, kv, v) = (
+        let (d, qd, kv, v) = (
             config.dim as u64,
+            config.q_dim() as u64,
             config.kv_dim() as u64,
             config.vocab as u64,
         );
@@ -207,10 +221,10 @@ impl Model {
         let layers = (0..config.n_layers)
             .map(|i| {
                 let p = format!("blk.{i}");
-                let mut q = l.linear(&format!("{p}.attn_q"), d, d)?;
+                let mut q = l.linear(&format!("{p}.attn_q"), d, qd)?;
                 let mut k = l.linear(&format!("{p}.attn_k"), d, kv)?;
                 let mut v = l.linear(&format!("{p}.attn_v"), d, kv)?;
-                let mut o = l.linear(&format!("{p}.attn_output"), d, d)?;
+                let mut o = l.linear(&format!("{p}.attn_output"), qd, d)?;
                 o.packed = l.pack(&[&o.t], Packing::Attention)?;
                 let qkv = l.pack(&[&q.t, &k.t, &v.t], Packing::Attention)?;
                 if qkv.is_none() {
@@ -228,6 +242,15 @@ impl Model {
                     ffn_norm: l.norm(&format!("{p}.ffn_norm"))?,
                     ffn: l.ffn(&p)?,
                     down_bias: l.bias(&format!("{p}.ffn_down"), d)?,
+                    extra: match config.arch {
+                        Arch::Gemma3 => Some(ExtraNorms {
+                            q: l.norm_of(&format!("{p}.attn_q_norm"), config.head_dim)?,
+                            k: l.norm_of(&format!("{p}.attn_k_norm"), config.head_dim)?,
+                            post_attn: l.norm(&format!("{p}.post_attention_norm"))?,
+                            post_ffn: l.norm(&format!("{p}.post_ffw_norm"))?,
+                        }),
+                        _ => None,
+                    },
                 })
             })
             .collect::<Result<Vec<_>, ModelError>>()?;
@@ -433,7 +456,12 @@ impl Loader<'_> {
     }
 
     fn norm(&self, prefix: &str) -> Result<Norm, ModelError> {
-        let d = self.cfg.dim as u64;
+        self.norm_of(prefix, self.cfg.dim)
+    }
+
+    /// A norm over `len` values (`dim`, or a head for QK-norm).
+    fn norm_of(&self, prefix: &str, len: usize) -> Result<Norm, ModelError> {
+        let d = len as u64;
         let b = self.optional_vector(&format!("{prefix}.bias"), d)?;
         if self.cfg.arch == Arch::Opt && b.is_none() {
             return Err(self.missing(&format!("{prefix}.bias")));
@@ -515,9 +543,11 @@ impl Loader<'_> {
                     DownT::Exact(ColQ4::from_matrix(&self.matrix(t)?).ctx(|| t.name.clone())?)
                 }
                 (choice, source) => {
+                    // A neuron's row holds `dim` values, rarely a whole number of
+                    // K-quant super-blocks: every quantized source goes to Q8_0.
                     let wtype = choice.unwrap_or(match source {
                         WType::F32 | WType::F16 | WType::BF16 => source,
-                        WType::Q8_0 | WType::Q4_0 | WType::Q4_1 => WType::Q8_0,
+                        _ => WType::Q8_0,
                     });
                     let data = transpose(&self.matrix(t)?, wtype).ctx(|| t.name.clone())?;
                     DownT::Owned { wtype, data }

@@ -5,6 +5,7 @@
 
 use powerinfer_kernels::{HeadRows, KernelError, Kernels};
 
+use crate::config::RopeStyle;
 use crate::model::Norm;
 
 /// RMSNorm (`b` absent) or LayerNorm (`b` present) of `x` into `out`.
@@ -41,15 +42,31 @@ pub(crate) fn rope_angles(head_dim: usize, pos: usize, base: f32, out: &mut Vec<
     }));
 }
 
-/// Rotates adjacent pairs of every head of `x` (heads of `2·angles.len()` values) by
-/// the [`rope_angles`] of one position.
-pub(crate) fn rope(x: &mut [f32], angles: &[(f32, f32)]) {
-    for head in x.chunks_exact_mut(2 * angles.len().max(1)) {
-        for (pair, &(s, c)) in head.chunks_exact_mut(2).zip(angles) {
-            let (a, b) = (pair[0], pair[1]);
-            pair[0] = a * c - b * s;
-            pair[1] = a * s + b * c;
+/// Rotates the pairs of every head of `x` (heads of `2·angles.len()` values) by the
+/// [`rope_angles`] of one position: adjacent pairs `(2i, 2i + 1)`, or `(i, i + hd/2)`
+/// in [`RopeStyle::Halves`].
+pub(crate) fn rope(x: &mut [f32], angles: &[(f32, f32)], style: RopeStyle) {
+    let half = angles.len().max(1);
+    for head in x.chunks_exact_mut(2 * half) {
+        for (i, &(s, c)) in angles.iter().enumerate() {
+            let (ia, ib) = match style {
+                RopeStyle::Adjacent => (2 * i, 2 * i + 1),
+                RopeStyle::Halves => (i, i + half),
+            };
+            let (a, b) = (head[ia], head[ib]);
+            head[ia] = a * c - b * s;
+            head[ib] = a * s + b * c;
         }
+    }
+}
+
+/// RMS-normalizes each `n.w.len()`-wide row of `x` in place (Gemma's norms on the
+/// attention and FFN outputs, before their residual adds).
+pub(crate) fn post_norm(x: &mut [f32], n: &Norm, eps: f32) {
+    let mut tmp = vec![0f32; n.w.len()];
+    for row in x.chunks_exact_mut(n.w.len().max(1)) {
+        norm(row, n, eps, &mut tmp);
+        row.copy_from_slice(&tmp);
     }
 }
 
@@ -66,17 +83,15 @@ pub(crate) fn softmax(x: &mut [f32]) {
     }
 }
 
-/// One query head against keys/values `0..len` of its KV head:
-/// `out = softmax(q·Kᵀ/√hd)·V`, with `K`, `V` read in place from the cache rows
+/// One query head against the cached keys/values it sees, in its KV head:
+/// `out = softmax(scale·q·Kᵀ)·V`, with `K`, `V` read in place from the cache rows
 /// (`kv_dim` floats apart, this head's slice at `kv_off`) by the head kernels.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn attend_head(
     kernels: &Kernels,
     q: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    kv_dim: usize,
-    kv_off: usize,
+    (keys, values): (&[f32], &[f32]),
+    (kv_dim, kv_off): (usize, usize),
+    scale: f32,
     out: &mut [f32],
     scores: &mut Vec<f32>,
 ) -> Result<(), KernelError> {
@@ -84,7 +99,6 @@ pub(crate) fn attend_head(
     let len = keys.len() / kv_dim;
     scores.resize(len, 0.0);
     kernels.head_scores(&HeadRows::new(keys, kv_dim, kv_off, hd, len)?, q, scores)?;
-    let scale = 1.0 / (hd as f32).sqrt();
     scores.iter_mut().for_each(|s| *s *= scale);
     softmax(scores);
     kernels.head_mix(

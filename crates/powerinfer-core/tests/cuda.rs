@@ -78,6 +78,7 @@ fn cuda_operations_match_the_cpu_backend_for_every_type() {
             Activation::ReGlu,
             Activation::DRelu,
             Activation::SwiGlu,
+            Activation::GeGlu,
         ] {
             let w = FfnWeights {
                 gate: Matrix::new(wtype, neurons, dim, &gb).unwrap(),

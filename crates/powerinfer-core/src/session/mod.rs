@@ -15,7 +15,7 @@ use crate::hybrid::Hybrid;
 use crate::input_sparsity::{InputMode, InputSparsity, Proj};
 use crate::kv_cache::KvCache;
 use crate::model::{FfnPacked, Layer, Model};
-use crate::ops::{add_bias, attend_head, norm, rope, rope_angles};
+use crate::ops::{add_bias, attend_head, norm, post_norm, rope, rope_angles};
 use crate::policy::ColdChoice;
 use crate::{FfnPolicy, ModelError};
 
@@ -437,6 +437,9 @@ impl<'m> Session<'m> {
                 return Err(bad_token(cfg.vocab));
             }
             model.embedding_row(&model.tok_embd, t as usize, row, bad_token)?;
+            if cfg.embed_scale != 1.0 {
+                row.iter_mut().for_each(|v| *v *= cfg.embed_scale);
+            }
             if let Some(pe) = &model.pos_embd {
                 let pos = pos0 + b;
                 model.embedding_row(pe, pos, &mut tmp, |max| ModelError::BadPosition {
@@ -517,9 +520,11 @@ impl<'m> Session<'m> {
     /// with the dropped entries zeroed (or recorded, when calibrating).
     fn sparsify(&mut self, li: usize, proj: Proj, xs: &[f32]) -> Option<Vec<f32>> {
         let mode = self.input.as_mut()?;
+        let cfg = self.model.config();
         let width = match proj {
-            Proj::Down => self.model.config().n_ff,
-            _ => self.model.config().dim,
+            Proj::Down => cfg.n_ff,
+            Proj::O => cfg.q_dim(),
+            _ => cfg.dim,
         };
         let mut out = xs.to_vec();
         self.stats.input_kept += mode.process(li, proj, &mut out, width) as u64;
@@ -536,7 +541,7 @@ impl<'m> Session<'m> {
     ) -> Result<(), ModelError> {
         let model = self.model.clone();
         let cfg = model.config();
-        let (d, kvd, hd) = (cfg.dim, cfg.kv_dim(), cfg.head_dim);
+        let (d, qd, kvd, hd) = (cfg.dim, cfg.q_dim(), cfg.kv_dim(), cfg.head_dim);
         let n = x.len() / d;
         let mut h = vec![0f32; n * d];
         for (xr, hr) in x.chunks_exact(d).zip(h.chunks_exact_mut(d)) {
@@ -550,12 +555,12 @@ impl<'m> Session<'m> {
         )? {
             Some(qkv) => {
                 let (mut q, mut k, mut v) = (
-                    Vec::with_capacity(n * d),
+                    Vec::with_capacity(n * qd),
                     Vec::with_capacity(n * kvd),
                     Vec::with_capacity(n * kvd),
                 );
-                for row in qkv.chunks_exact(d + 2 * kvd) {
-                    let (rq, rest) = row.split_at(d);
+                for row in qkv.chunks_exact(qd + 2 * kvd) {
+                    let (rq, rest) = row.split_at(qd);
                     let (rk, rv) = rest.split_at(kvd);
                     q.extend_from_slice(rq);
                     k.extend_from_slice(rk);
@@ -572,12 +577,23 @@ impl<'m> Session<'m> {
                 self.project((li, Proj::V), &layer.v, &h, n)?,
             ),
         };
+        if let Some(extra) = &layer.extra {
+            // QK-norm: each head of q and k RMS-normed on its own, before RoPE.
+            let mut tmp = vec![0f32; hd];
+            for (x, w) in [(&mut q, &extra.q), (&mut k, &extra.k)] {
+                for head in x.chunks_exact_mut(hd) {
+                    norm(head, w, cfg.norm_eps, &mut tmp);
+                    head.copy_from_slice(&tmp);
+                }
+            }
+        }
         let mut angles = Vec::new();
+        let base = cfg.rope_base_of(li);
         for b in 0..n {
             if cfg.arch != Arch::Opt {
-                rope_angles(hd, pos0 + b, cfg.rope_base, &mut angles);
-                rope(&mut q[b * d..(b + 1) * d], &angles);
-                rope(&mut k[b * kvd..(b + 1) * kvd], &angles);
+                rope_angles(hd, pos0 + b, base, &mut angles);
+                rope(&mut q[b * qd..(b + 1) * qd], &angles, cfg.rope_style);
+                rope(&mut k[b * kvd..(b + 1) * kvd], &angles, cfg.rope_style);
             }
             self.cache.store(
                 li,
@@ -588,21 +604,26 @@ impl<'m> Session<'m> {
         }
         let (keys, values) = self.cache.layer(li, pos0 + n);
         let group = cfg.n_heads / cfg.n_kv_heads;
-        let mut att = vec![0f32; n * d];
+        let mut att = vec![0f32; n * qd];
         let serial = &self.serial;
-        // One (token, head) pair per task: token b sees positions 0..=pos0+b.
+        let window = cfg.window_of(li);
+        // One (token, head) pair per task: token b sees positions 0..=pos0+b, or the
+        // last `window` of them in a local layer.
         let work = |(e, out): (usize, &mut [f32])| {
             let (b, head) = (e / cfg.n_heads, e % cfg.n_heads);
-            let len = pos0 + b + 1;
-            let qh = &q[b * d + head * hd..b * d + (head + 1) * hd];
-            let mut scores = Vec::with_capacity(len);
+            let end = pos0 + b + 1;
+            let start = window.map_or(0, |w| end.saturating_sub(w));
+            let qh = &q[b * qd + head * hd..b * qd + (head + 1) * hd];
+            let mut scores = Vec::with_capacity(end - start);
             attend_head(
                 serial,
                 qh,
-                &keys[..len * kvd],
-                &values[..len * kvd],
-                kvd,
-                (head / group) * hd,
+                (
+                    &keys[start * kvd..end * kvd],
+                    &values[start * kvd..end * kvd],
+                ),
+                (kvd, (head / group) * hd),
+                cfg.attn_scale,
                 out,
                 &mut scores,
             )
@@ -614,7 +635,10 @@ impl<'m> Session<'m> {
             att.chunks_mut(hd).enumerate().try_for_each(work)
         }
         .ctx(|| format!("blk.{li}: attention"))?;
-        let o = self.project((li, Proj::O), &layer.o, &att, n)?;
+        let mut o = self.project((li, Proj::O), &layer.o, &att, n)?;
+        if let Some(extra) = &layer.extra {
+            post_norm(&mut o, &extra.post_attn, cfg.norm_eps);
+        }
         x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
         Ok(())
     }
@@ -666,6 +690,9 @@ impl<'m> Session<'m> {
         self.stats.ffn_time += start.elapsed().saturating_sub(predicting);
         for (xr, yr) in x.chunks_exact_mut(d).zip(y.chunks_exact_mut(d)) {
             add_bias(yr, layer.down_bias.as_ref());
+            if let Some(extra) = &layer.extra {
+                post_norm(yr, &extra.post_ffn, cfg.norm_eps);
+            }
             xr.iter_mut().zip(yr.iter()).for_each(|(a, b)| *a += b);
         }
         Ok(())

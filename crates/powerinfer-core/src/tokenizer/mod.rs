@@ -77,6 +77,9 @@ pub struct Tokenizer {
     token_ids: HashMap<String, u32>,
     /// Special tokens, longest text first (so `<|im_start|>` wins over any prefix of it).
     specials: Vec<(String, u32)>,
+    /// The USER_DEFINED tokens that are whitespace runs, longest first: matched whole in
+    /// any text (see [`Tokenizer::encode`]).
+    whitespace: Vec<(String, u32)>,
     bos: Option<u32>,
     eos: Option<u32>,
     add_bos: bool,
@@ -184,6 +187,18 @@ impl Tokenizer {
             .map(|(id, (t, _))| (t.clone(), id as u32))
             .collect();
         specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
+        // Whitespace runs stored as USER_DEFINED tokens (Gemma's "\n", "\n\n", "  ", …)
+        // are text, not markers: llama.cpp matches every USER_DEFINED token in any
+        // text; we match these ones only, so that untrusted text still cannot spell a
+        // marker such as `<start_of_image>`.
+        let whitespace: Vec<(String, u32)> = specials
+            .iter()
+            .filter(|(t, id)| {
+                token_types.get(*id as usize) == Some(&TOKEN_TYPE_USER_DEFINED)
+                    && t.chars().all(char::is_whitespace)
+            })
+            .cloned()
+            .collect();
 
         let default_system = file
             .get_str("tokenizer.chat_template")
@@ -196,6 +211,7 @@ impl Tokenizer {
             token_types,
             token_ids,
             specials,
+            whitespace,
             bos,
             eos,
             add_bos,
@@ -245,9 +261,11 @@ impl Tokenizer {
     /// Encodes `text` as text, with BOS first when `add_bos` is set and the model has
     /// one. Text that spells a special token (`<|im_start|>`, `<s>`) is encoded like any
     /// other text, never as the special token: this is the call for untrusted input.
+    /// Whitespace runs the vocabulary holds as USER_DEFINED tokens (Gemma's newlines
+    /// and indents) are matched whole, as llama.cpp does.
     pub fn encode(&self, text: &str, add_bos: bool) -> Result<Vec<u32>, TokenizerError> {
         let mut out = self.start(text, add_bos);
-        self.encode_text(text, true, &mut out)?;
+        self.encode_fragments(self.fragments(text, &self.whitespace), &mut out)?;
         Ok(out)
     }
 
@@ -263,22 +281,33 @@ impl Tokenizer {
         add_bos: bool,
     ) -> Result<Vec<u32>, TokenizerError> {
         let mut out = self.start(text, add_bos);
+        self.encode_fragments(self.fragments(text, &self.specials), &mut out)?;
+        Ok(out)
+    }
+
+    /// Appends the ids of `fragments`: a matched token as itself, text through the
+    /// model.
+    fn encode_fragments(
+        &self,
+        fragments: Vec<Fragment<'_>>,
+        out: &mut Vec<u32>,
+    ) -> Result<(), TokenizerError> {
         // SentencePiece's dummy prefix goes before text that starts the input or follows
-        // a special token (llama.cpp's rule).
+        // a matched token (llama.cpp's rule).
         let mut after_special = true;
-        for fragment in self.fragments(text) {
+        for fragment in fragments {
             match fragment {
                 Fragment::Special(id) => {
                     out.push(id);
                     after_special = true;
                 }
                 Fragment::Text(t) => {
-                    self.encode_text(t, after_special, &mut out)?;
+                    self.encode_text(t, after_special, out)?;
                     after_special = false;
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The output buffer of an encode: BOS when asked for and defined.
@@ -320,17 +349,14 @@ impl Tokenizer {
         }
     }
 
-    /// Splits `text` at literal special tokens (longest match at each position).
-    fn fragments<'t>(&self, text: &'t str) -> Vec<Fragment<'t>> {
+    /// Splits `text` at the literal tokens of `pieces` (longest first: the longest match
+    /// at each position).
+    fn fragments<'t>(&self, text: &'t str, pieces: &[(String, u32)]) -> Vec<Fragment<'t>> {
         let mut out = Vec::new();
         let (mut start, mut pos) = (0, 0);
         while pos < text.len() {
             let rest = &text[pos..];
-            if let Some((s, id)) = self
-                .specials
-                .iter()
-                .find(|(s, _)| rest.starts_with(s.as_str()))
-            {
+            if let Some((s, id)) = pieces.iter().find(|(s, _)| rest.starts_with(s.as_str())) {
                 if start < pos {
                     out.push(Fragment::Text(&text[start..pos]));
                 }

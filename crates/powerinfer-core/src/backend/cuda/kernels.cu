@@ -79,7 +79,7 @@ extern "C" __global__ void gemv_rows(const u8* w, long long row_bytes, int wtype
     if (lane == 0) y[(long long)b * m + k] = acc;
 }
 
-// act: 0 ReLU (no up), 1 ReGLU, 2 dReLU, 3 SwiGLU. Candidate k is neuron idx[k] (the
+// act: 0 ReLU (no up), 1 ReGLU, 2 dReLU, 3 SwiGLU, 4 GeGLU (tanh GELU). Candidate k is neuron idx[k] (the
 // per-neuron `bias`, or null, is indexed by it). `member` (n x m, or null) says which
 // candidates token b may use; `threshold` is the skip cut on |act(g)| (negative: none).
 // `u` may be null for ReLU. Writes h (n x m): 0 where a neuron is skipped.
@@ -90,7 +90,9 @@ extern "C" __global__ void ffn_act(const float* g, const float* u, const float* 
     if (e >= (long long)m * n) return;
     int k = (int)(e % m);
     float v = g[e] + (bias ? bias[idx[k]] : 0.0f);
-    float a = act == 3 ? v / (1.0f + expf(-v)) : fmaxf(v, 0.0f);
+    float a = act == 3   ? v / (1.0f + expf(-v))
+              : act == 4 ? 0.5f * v * (1.0f + tanhf(0.7978846f * v * (1.0f + 0.044715f * v * v)))
+                         : fmaxf(v, 0.0f);
     bool keep = (member == 0 || member[e] != 0) && fabsf(a) > threshold;
     float out = 0.0f;
     if (keep) {

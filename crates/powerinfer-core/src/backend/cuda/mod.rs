@@ -138,6 +138,7 @@ fn act_code(a: Activation) -> i32 {
         Activation::ReGlu => 1,
         Activation::DRelu => 2,
         Activation::SwiGlu => 3,
+        Activation::GeGlu => 4,
     }
 }
 
