@@ -90,6 +90,44 @@ macro_rules! by_isa {
 }
 pub(crate) use by_isa;
 
+/// The [`BlockKernels`] impl of a type whose file defines the free functions `decode`,
+/// `encode`, `dot` and `axpy` (the scalar reference) and `avx2::{dot, axpy}`, dotting
+/// with the activation blocks in `Act.$field`; the optional methods keep their defaults.
+macro_rules! forward_kernels {
+    ($ty:ident, $act:expr, $field:ident) => {
+        impl $crate::types::BlockKernels for $ty {
+            fn act(&self) -> $crate::types::ActKind {
+                $act
+            }
+
+            fn decode(&self, row: &[u8], out: &mut [f32]) {
+                decode(row, out);
+            }
+
+            fn encode(&self, values: &[f32], out: &mut Vec<u8>) {
+                encode(values, out);
+            }
+
+            fn dot(&self, isa: $crate::isa::Supported, row: &[u8], x: &$crate::q8::Act) -> f32 {
+                $crate::types::by_isa!(
+                    isa,
+                    avx2 => avx2::dot(row, x.$field),
+                    scalar => dot(row, x.$field),
+                )
+            }
+
+            fn axpy(&self, isa: $crate::isa::Supported, row: &[u8], h: f32, y: &mut [f32]) {
+                $crate::types::by_isa!(
+                    isa,
+                    avx2 => avx2::axpy(row, h, y),
+                    scalar => axpy(row, h, y),
+                )
+            }
+        }
+    };
+}
+pub(crate) use forward_kernels;
+
 /// [`BlockKernels::dot_rows`] one row at a time. The scalar level prefetches `next`;
 /// AVX2's single-row kernels run without the hint (so they did before the per-type
 /// split; the grouped Q4_1 kernel prefetches on its own).

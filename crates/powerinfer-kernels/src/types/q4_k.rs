@@ -9,10 +9,7 @@
 //!
 //! The scale unpacking and the `make_qkx2_quants` encoder are shared with Q5_K.
 
-use super::{ActKind, BlockKernels, by_isa};
 use crate::blocks::f16_at;
-use crate::isa::Supported;
-use crate::q8::Act;
 use crate::q8k::{BlockQ8K, QK_K, nearest_int};
 
 /// Bytes per block of 256 values.
@@ -313,27 +310,7 @@ fn make_qkx2_quants(
 /// [`crate::WType::Q4K`]'s kernels.
 pub(crate) struct Q4K;
 
-impl BlockKernels for Q4K {
-    fn act(&self) -> ActKind {
-        ActKind::Q8K
-    }
-
-    fn decode(&self, row: &[u8], out: &mut [f32]) {
-        decode(row, out);
-    }
-
-    fn encode(&self, values: &[f32], out: &mut Vec<u8>) {
-        encode(values, out);
-    }
-
-    fn dot(&self, isa: Supported, row: &[u8], x: &Act) -> f32 {
-        by_isa!(isa, avx2 => avx2::dot(row, x.k), scalar => dot(row, x.k))
-    }
-
-    fn axpy(&self, isa: Supported, row: &[u8], h: f32, y: &mut [f32]) {
-        by_isa!(isa, avx2 => avx2::axpy(row, h, y), scalar => axpy(row, h, y))
-    }
-}
+super::forward_kernels!(Q4K, super::ActKind::Q8K, k);
 
 /// AVX2 + FMA + F16C Q4_K kernels: ggml's `__AVX2__` `vec_dot_q4_K_q8_K`, and an axpy.
 ///

@@ -10,10 +10,8 @@
 
 use half::f16;
 
-use super::{ActKind, BlockKernels, by_isa};
 use crate::blocks::{QK, f16_at};
-use crate::isa::Supported;
-use crate::q8::{Act, BlockQ8};
+use crate::q8::BlockQ8;
 
 /// Bytes per block of 32 values: the f16 scale and minimum, 4 bytes of fifth bits, 16
 /// of nibbles. Why a constant: row sizes and block strides all derive from it.
@@ -102,27 +100,7 @@ pub(crate) fn axpy(row: &[u8], h: f32, y: &mut [f32]) {
 /// [`crate::WType::Q5_1`]'s kernels.
 pub(crate) struct Q5_1;
 
-impl BlockKernels for Q5_1 {
-    fn act(&self) -> ActKind {
-        ActKind::Q8
-    }
-
-    fn decode(&self, row: &[u8], out: &mut [f32]) {
-        decode(row, out);
-    }
-
-    fn encode(&self, values: &[f32], out: &mut Vec<u8>) {
-        encode(values, out);
-    }
-
-    fn dot(&self, isa: Supported, row: &[u8], x: &Act) -> f32 {
-        by_isa!(isa, avx2 => avx2::dot(row, x.q), scalar => dot(row, x.q))
-    }
-
-    fn axpy(&self, isa: Supported, row: &[u8], h: f32, y: &mut [f32]) {
-        by_isa!(isa, avx2 => avx2::axpy(row, h, y), scalar => axpy(row, h, y))
-    }
-}
+super::forward_kernels!(Q5_1, super::ActKind::Q8, q);
 
 /// AVX2 + FMA + F16C Q5_1 kernels (x86-64), after ggml's AVX2 `vec_dot_q5_1_q8_1`.
 ///

@@ -8,10 +8,7 @@
 //! decodes as `d·sc[j]·q − dmin·m[j]`.
 
 use super::q4_k::{block_sums, encode_k4, scale_bytes, scales_mins};
-use super::{ActKind, BlockKernels, by_isa};
 use crate::blocks::f16_at;
-use crate::isa::Supported;
-use crate::q8::Act;
 use crate::q8k::{BlockQ8K, QK_K};
 
 /// Bytes per block of 256 values.
@@ -131,27 +128,7 @@ pub(crate) fn encode(values: &[f32], out: &mut Vec<u8>) {
 /// [`crate::WType::Q5K`]'s kernels.
 pub(crate) struct Q5K;
 
-impl BlockKernels for Q5K {
-    fn act(&self) -> ActKind {
-        ActKind::Q8K
-    }
-
-    fn decode(&self, row: &[u8], out: &mut [f32]) {
-        decode(row, out);
-    }
-
-    fn encode(&self, values: &[f32], out: &mut Vec<u8>) {
-        encode(values, out);
-    }
-
-    fn dot(&self, isa: Supported, row: &[u8], x: &Act) -> f32 {
-        by_isa!(isa, avx2 => avx2::dot(row, x.k), scalar => dot(row, x.k))
-    }
-
-    fn axpy(&self, isa: Supported, row: &[u8], h: f32, y: &mut [f32]) {
-        by_isa!(isa, avx2 => avx2::axpy(row, h, y), scalar => axpy(row, h, y))
-    }
-}
+super::forward_kernels!(Q5K, super::ActKind::Q8K, k);
 
 /// AVX2 + FMA + F16C Q5_K kernels: ggml's `__AVX2__` `vec_dot_q5_K_q8_K`, and an axpy.
 ///

@@ -8,10 +8,7 @@
 //! otherwise) and bits `2g..2g + 2` of `qh[32n + l]` as bits 4..6; it decodes as
 //! `d·scales[v / 16]·(q − 32)`.
 
-use super::{ActKind, BlockKernels, by_isa};
 use crate::blocks::f16_at;
-use crate::isa::Supported;
-use crate::q8::Act;
 use crate::q8k::{BlockQ8K, QK_K, nearest_int};
 
 /// Bytes per block of 256 values.
@@ -205,27 +202,7 @@ fn make_qx_quants_rmse1(nmax: i32, x: &[f32; 16], l: &mut [u8; 16]) -> f32 {
 /// [`crate::WType::Q6K`]'s kernels.
 pub(crate) struct Q6K;
 
-impl BlockKernels for Q6K {
-    fn act(&self) -> ActKind {
-        ActKind::Q8K
-    }
-
-    fn decode(&self, row: &[u8], out: &mut [f32]) {
-        decode(row, out);
-    }
-
-    fn encode(&self, values: &[f32], out: &mut Vec<u8>) {
-        encode(values, out);
-    }
-
-    fn dot(&self, isa: Supported, row: &[u8], x: &Act) -> f32 {
-        by_isa!(isa, avx2 => avx2::dot(row, x.k), scalar => dot(row, x.k))
-    }
-
-    fn axpy(&self, isa: Supported, row: &[u8], h: f32, y: &mut [f32]) {
-        by_isa!(isa, avx2 => avx2::axpy(row, h, y), scalar => axpy(row, h, y))
-    }
-}
+super::forward_kernels!(Q6K, super::ActKind::Q8K, k);
 
 /// AVX2 + FMA + F16C Q6_K kernels: ggml's `__AVX2__` `vec_dot_q6_K_q8_K`, and an axpy.
 ///
