@@ -206,32 +206,62 @@ fn greedy_continuations_match_the_reference() {
     }
 }
 
-/// The magnitude-threshold policy runs on GeGLU: at a cut that keeps about half the
-/// neurons the next-token distribution stays close to dense.
+/// The FFN policies run on GeGLU: at cuts that keep about half to two thirds of the
+/// neurons the next-token distribution stays close to dense, and a static set of every
+/// neuron reproduces dense.
 #[test]
-fn threshold_policy_runs_on_geglu() {
+fn ffn_policies_run_on_geglu() {
     let m = model();
+    let (layers, n_ff) = (m.config().n_layers, m.config().n_ff);
     let tok = Tokenizer::from_gguf(m.gguf()).unwrap();
     let ids = tok.encode("Once upon a time", true).unwrap();
     let mut dense = Session::new(m, Kernels::new(), 32).unwrap();
     let want = dense.forward(&ids, &FfnPolicy::Dense).unwrap();
-    let policy = FfnPolicy::Threshold {
-        per_layer: vec![0.05; m.config().n_layers],
-    };
-    let mut sparse = Session::new(m, Kernels::new(), 32).unwrap();
-    let got = sparse.forward(&ids, &policy).unwrap();
-    let density = sparse.stats().density();
-    let kl: f64 = {
-        let (lp, lq) = (logsumexp(&want), logsumexp(&got));
+    let kl_from_dense = |got: &[f32]| -> f64 {
+        let (lp, lq) = (logsumexp(&want), logsumexp(got));
         want.iter()
-            .zip(&got)
+            .zip(got)
             .map(|(&p, &q)| {
                 let lp_i = p as f64 - lp;
                 lp_i.exp() * (lp_i - (q as f64 - lq))
             })
             .sum()
     };
-    println!("threshold 0.05: density {density:.3}, KL from dense {kl:.4}");
-    assert!(density > 0.0 && density < 0.9, "density {density}");
-    assert!(kl < 0.2, "KL {kl}");
+    let all: Vec<u32> = (0..n_ff as u32).collect();
+    for (name, policy, max_density, max_kl) in [
+        (
+            "threshold 0.05",
+            FfnPolicy::Threshold {
+                per_layer: vec![0.05; layers],
+            },
+            0.9,
+            0.2,
+        ),
+        (
+            "oracle 0.05",
+            FfnPolicy::Oracle { threshold: 0.05 },
+            0.9,
+            0.2,
+        ),
+        ("top-k 50%", FfnPolicy::TopK { density: 0.5 }, 0.51, 0.2),
+        (
+            "static, every neuron",
+            FfnPolicy::StaticHot {
+                per_layer: vec![all.clone(); layers],
+            },
+            1.0,
+            1e-3,
+        ),
+    ] {
+        let mut sparse = Session::new(m, Kernels::new(), 32).unwrap();
+        let got = sparse.forward(&ids, &policy).unwrap();
+        let density = sparse.stats().density();
+        let kl = kl_from_dense(&got);
+        println!("{name}: density {density:.3}, KL from dense {kl:.2e}");
+        assert!(
+            density > 0.0 && density <= max_density,
+            "{name}: density {density}"
+        );
+        assert!(kl < max_kl, "{name}: KL {kl}");
+    }
 }
