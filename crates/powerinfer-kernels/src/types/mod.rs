@@ -93,8 +93,26 @@ pub(crate) use by_isa;
 /// The [`BlockKernels`] impl of a type whose file defines the free functions `decode`,
 /// `encode`, `dot` and `axpy` (the scalar reference) and `avx2::{dot, axpy}`, dotting
 /// with the activation blocks in `Act.$field`; the optional methods keep their defaults.
+///
+/// With `decode: MIN`, `decode_at` runs `avx2::decode_blocks::<MIN>` over the file's
+/// `BLOCK_BYTES`-byte blocks with its `avx2::quants` (32 signed quants of a block whose
+/// f16 scale comes first, then with `MIN` its f16 minimum).
 macro_rules! forward_kernels {
+    ($ty:ident, $act:expr, $field:ident, decode: $min:literal) => {
+        $crate::types::forward_kernels!(@impl $ty, $act, $field,
+            fn decode_at(&self, isa: $crate::isa::Supported, row: &[u8], out: &mut [f32]) {
+                $crate::types::by_isa!(
+                    isa,
+                    avx2 => $crate::avx2::decode_blocks::<$min>(row, out, BLOCK_BYTES, avx2::quants),
+                    scalar => decode(row, out),
+                )
+            }
+        );
+    };
     ($ty:ident, $act:expr, $field:ident) => {
+        $crate::types::forward_kernels!(@impl $ty, $act, $field,);
+    };
+    (@impl $ty:ident, $act:expr, $field:ident, $($extra:item)*) => {
         impl $crate::types::BlockKernels for $ty {
             fn act(&self) -> $crate::types::ActKind {
                 $act
@@ -123,6 +141,8 @@ macro_rules! forward_kernels {
                     scalar => axpy(row, h, y),
                 )
             }
+
+            $($extra)*
         }
     };
 }
@@ -161,4 +181,39 @@ pub(crate) fn five_bit_codes(qh: &[u8], qs: &[u8]) -> [u8; crate::blocks::QK] {
         q[j + 16] = (byte >> 4) | bit(j + 16);
     }
     q
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Isa, WType};
+
+    /// Every level's `decode_at` gives the reference `decode`'s values bitwise (the
+    /// batched kernels decode rows with it), on every type and odd block counts.
+    #[test]
+    fn decode_at_equals_decode_at_every_level() {
+        for isa in Isa::ALL {
+            let Ok(level) = isa.supported() else {
+                println!("skipping {isa}: not available on this CPU");
+                continue;
+            };
+            for wtype in WType::ALL {
+                for blocks in [1, 3, 7] {
+                    let n = blocks * wtype.block_size().max(32);
+                    let x: Vec<f32> = (0..n)
+                        .map(|i| ((i * 7919) % 211) as f32 / 50.0 - 2.1)
+                        .collect();
+                    let mut bytes = Vec::new();
+                    wtype.kernels().encode(&x, &mut bytes);
+                    let (mut want, mut got) = (vec![0f32; n], vec![0f32; n]);
+                    wtype.kernels().decode(&bytes, &mut want);
+                    wtype.kernels().decode_at(level, &bytes, &mut got);
+                    let same = want
+                        .iter()
+                        .zip(&got)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{isa} {wtype} {blocks} blocks");
+                }
+            }
+        }
+    }
 }

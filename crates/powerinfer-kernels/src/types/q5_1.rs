@@ -100,7 +100,7 @@ pub(crate) fn axpy(row: &[u8], h: f32, y: &mut [f32]) {
 /// [`crate::WType::Q5_1`]'s kernels.
 pub(crate) struct Q5_1;
 
-super::forward_kernels!(Q5_1, super::ActKind::Q8, q);
+super::forward_kernels!(Q5_1, super::ActKind::Q8, q, decode: true);
 
 /// AVX2 + FMA + F16C Q5_1 kernels (x86-64), after ggml's AVX2 `vec_dot_q5_1_q8_1`.
 ///
@@ -117,6 +117,18 @@ mod avx2 {
     use super::{BLOCK_BYTES, M, QH, QS};
     use crate::avx2::{f16_bits, f16x2, five_bit_codes, hsum};
     use crate::blocks::QK;
+
+    /// The block at `b`'s 32 codes (0..32) in value order, for `decode_blocks`.
+    ///
+    /// # Safety
+    /// `b` must be valid for `BLOCK_BYTES` bytes of reads.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn quants(b: *const u8) -> (__m128i, __m128i) {
+        // SAFETY: the caller guarantees the whole block at `b`.
+        let q = unsafe { five_bit_codes(b.add(QH), b.add(QS)) };
+        (_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1))
+    }
 
     /// `row · xq` (see [`super::dot`]): two blocks per step into independent
     /// accumulators (and independent `m·d_x·Σx` sums). Why: the dense and sparse GEMV
