@@ -64,8 +64,10 @@ fn sample_writer() -> GgufWriter {
         w.add(k, v);
     }
     for (i, t) in WType::ALL.into_iter().enumerate() {
-        let dims = [64u64, 3];
-        let n = t.matrix_bytes(3, 64).unwrap();
+        // 64 columns, or one 256-value super-block for the K-quants.
+        let cols = t.block_size().max(64);
+        let dims = [cols as u64, 3];
+        let n = t.matrix_bytes(3, cols).unwrap();
         w.add_tensor(
             &format!("tensor.{}", t.name()),
             &dims,
@@ -142,9 +144,13 @@ fn round_trip_every_value_type_and_weight_type() {
     for (i, t) in WType::ALL.into_iter().enumerate() {
         let info = f.tensor(&format!("tensor.{}", t.name())).unwrap();
         assert_eq!(info.wtype, t);
-        assert_eq!(info.dims, vec![64, 3]);
-        assert_eq!((info.cols(), info.rows(), info.n_elements()), (64, 3, 192));
-        let n = t.matrix_bytes(3, 64).unwrap();
+        let cols = t.block_size().max(64);
+        assert_eq!(info.dims, vec![cols as u64, 3]);
+        assert_eq!(
+            (info.cols(), info.rows(), info.n_elements()),
+            (cols as u64, 3, 3 * cols as u64)
+        );
+        let n = t.matrix_bytes(3, cols).unwrap();
         assert_eq!(info.n_bytes, n as u64);
         assert_eq!(info.offset % 32, 0);
         assert_eq!((f.data_start() as u64 + info.offset) % 32, 0);
