@@ -9,11 +9,12 @@ use crate::{KernelError, Kernels, Matrix};
 impl Kernels {
     /// `y = W·x` (dense). `x.len() == cols`, `y.len() == rows`.
     ///
-    /// Precision: for the 8- and 4-bit weight types (Q8_0, Q4_0, Q4_1) `x` is itself
-    /// quantized to 8-bit blocks of 32 (as ggml does) and the dot runs on integers, which
-    /// differs from an f32 dot with the dequantized weights by about 1% relative; F32, F16
-    /// and BF16 rows are dotted in f32. Every ISA gives the same values within f32
-    /// rounding (the tests compare each level with the scalar reference).
+    /// Precision: for the quantized weight types `x` is itself quantized to 8 bits (blocks
+    /// of 32 for Q8_0, Q4_x and Q5_x; super-blocks of 256 for the K-quants, as ggml does)
+    /// and the dot runs on integers, which differs from an f32 dot with the dequantized
+    /// weights by about 1% relative; F32, F16 and BF16 rows are dotted in f32. Every ISA
+    /// gives the same values within f32 rounding (the tests compare each level with the
+    /// scalar reference).
     pub fn gemv(&self, w: &Matrix, x: &[f32], y: &mut [f32]) -> Result<(), KernelError> {
         check_len("gemv: x", w.cols(), x.len())?;
         check_len("gemv: y", w.rows(), y.len())?;
