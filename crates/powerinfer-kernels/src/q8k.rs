@@ -257,6 +257,86 @@ pub(crate) mod test_util {
         s
     }
 
+    /// Encodes 8 random blocks and decodes them back: the row has `8·bb` bytes, the
+    /// largest error is below `max_err` and the rms error below `max_rms`; an all-zero
+    /// block decodes to zeros.
+    pub(crate) fn check_round_trip(
+        bb: usize,
+        encode: fn(&[f32], &mut Vec<u8>),
+        decode: fn(&[u8], &mut [f32]),
+        max_err: f32,
+        max_rms: f32,
+    ) {
+        let x = random(8 * QK_K, 2);
+        let mut bytes = Vec::new();
+        encode(&x, &mut bytes);
+        assert_eq!(bytes.len(), 8 * bb);
+        let mut y = vec![0f32; x.len()];
+        decode(&bytes, &mut y);
+        let err = x
+            .iter()
+            .zip(&y)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(err < max_err, "max error {err}");
+        let rms = (x
+            .iter()
+            .zip(&y)
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum::<f32>()
+            / x.len() as f32)
+            .sqrt();
+        assert!(rms < max_rms, "rms {rms}");
+        let mut z = Vec::new();
+        encode(&[0.0; QK_K], &mut z);
+        let mut zy = vec![1f32; QK_K];
+        decode(&z, &mut zy);
+        assert!(zy.iter().all(|&v| v == 0.0));
+    }
+
+    /// The scalar dot against the f64 dot of the decoded row with the dequantized
+    /// activation (within 1e-5 of Σ|w·x|), for 1, 2, 3 and 5 blocks, and with fewer
+    /// activation blocks than row blocks (only the common ones).
+    pub(crate) fn check_dot_matches_f64(
+        encode: fn(&[f32], &mut Vec<u8>),
+        decode: fn(&[u8], &mut [f32]),
+        dot: fn(&[u8], &[BlockQ8K]) -> f32,
+    ) {
+        for nb in [1, 2, 3, 5] {
+            let mut row = Vec::new();
+            encode(&random(nb * QK_K, 3 + nb as u64), &mut row);
+            let mut xq = Vec::new();
+            quantize_q8k(&random(nb * QK_K, 40 + nb as u64), &mut xq);
+            let mut w = vec![0f32; nb * QK_K];
+            decode(&row, &mut w);
+            let (want, scale) = reference(&w, &xq);
+            let got = dot(&row, &xq) as f64;
+            assert!((got - want).abs() <= 1e-5 * scale, "{nb}: {got} vs {want}");
+            let (want1, _) = reference(&w, &xq[..1]);
+            assert!((dot(&row, &xq[..1]) as f64 - want1).abs() <= 1e-5 * scale);
+        }
+    }
+
+    /// The scalar axpy adds exactly `h·decode(row)` to the values the row covers and
+    /// leaves the rest of `y` alone.
+    pub(crate) fn check_axpy_adds_decoded_row(
+        encode: fn(&[f32], &mut Vec<u8>),
+        decode: fn(&[u8], &mut [f32]),
+        axpy: fn(&[u8], f32, &mut [f32]),
+    ) {
+        let mut row = Vec::new();
+        encode(&random(2 * QK_K, 9), &mut row);
+        let mut w = vec![0f32; 2 * QK_K];
+        decode(&row, &mut w);
+        let mut y = random(2 * QK_K + 3, 10);
+        let y0 = y.clone();
+        axpy(&row, -0.75, &mut y);
+        for i in 0..2 * QK_K {
+            assert_eq!(y[i], y0[i] + -0.75 * w[i]);
+        }
+        assert_eq!(&y[2 * QK_K..], &y0[2 * QK_K..]);
+    }
+
     /// One weight type's functions, scalar and AVX2, for [`check_avx2`].
     pub(crate) struct Kernels<D, A> {
         pub bb: usize,

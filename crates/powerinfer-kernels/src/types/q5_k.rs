@@ -233,8 +233,9 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::q8k::quantize_q8k;
-    use crate::q8k::test_util::{random, reference};
+    use crate::q8k::test_util::{
+        check_axpy_adds_decoded_row, check_dot_matches_f64, check_round_trip,
+    };
 
     #[test]
     fn known_block_decodes_per_ggml() {
@@ -269,65 +270,19 @@ mod tests {
 
     #[test]
     fn encode_decode_round_trip() {
-        let x = random(8 * QK_K, 2);
-        let mut bytes = Vec::new();
-        encode(&x, &mut bytes);
-        assert_eq!(bytes.len(), 8 * BLOCK_BYTES);
-        let mut y = vec![0f32; x.len()];
-        decode(&bytes, &mut y);
         // 5 bits over a range of ~2: a step of ~0.065, half a step ~0.033, plus the
         // 6-bit scale and min quantization.
-        let err = x
-            .iter()
-            .zip(&y)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        assert!(err < 0.06, "max error {err}");
-        let rms = (x
-            .iter()
-            .zip(&y)
-            .map(|(a, b)| (a - b) * (a - b))
-            .sum::<f32>()
-            / x.len() as f32)
-            .sqrt();
-        assert!(rms < 0.022, "rms {rms}");
-        let mut z = Vec::new();
-        encode(&[0.0; QK_K], &mut z);
-        let mut zy = vec![1f32; QK_K];
-        decode(&z, &mut zy);
-        assert!(zy.iter().all(|&v| v == 0.0));
+        check_round_trip(BLOCK_BYTES, encode, decode, 0.06, 0.022);
     }
 
     #[test]
     fn dot_matches_f64() {
-        for nb in [1, 2, 3, 5] {
-            let mut row = Vec::new();
-            encode(&random(nb * QK_K, 3 + nb as u64), &mut row);
-            let mut xq = Vec::new();
-            quantize_q8k(&random(nb * QK_K, 40 + nb as u64), &mut xq);
-            let mut w = vec![0f32; nb * QK_K];
-            decode(&row, &mut w);
-            let (want, scale) = reference(&w, &xq);
-            let got = dot(&row, &xq) as f64;
-            assert!((got - want).abs() <= 1e-5 * scale, "{nb}: {got} vs {want}");
-            let (want1, _) = reference(&w, &xq[..1]);
-            assert!((dot(&row, &xq[..1]) as f64 - want1).abs() <= 1e-5 * scale);
-        }
+        check_dot_matches_f64(encode, decode, dot);
     }
 
     #[test]
     fn axpy_adds_decoded_row() {
-        let mut row = Vec::new();
-        encode(&random(2 * QK_K, 9), &mut row);
-        let mut w = vec![0f32; 2 * QK_K];
-        decode(&row, &mut w);
-        let mut y = random(2 * QK_K + 3, 10);
-        let y0 = y.clone();
-        axpy(&row, -0.75, &mut y);
-        for i in 0..2 * QK_K {
-            assert_eq!(y[i], y0[i] + -0.75 * w[i]);
-        }
-        assert_eq!(&y[2 * QK_K..], &y0[2 * QK_K..]);
+        check_axpy_adds_decoded_row(encode, decode, axpy);
     }
 
     #[cfg(target_arch = "x86_64")]
