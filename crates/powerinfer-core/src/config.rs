@@ -87,8 +87,6 @@ pub struct ModelConfig {
     pub sliding_window: Option<SlidingWindow>,
     /// Factor on the token embedding (Gemma: √dim; else 1).
     pub embed_scale: f32,
-    /// Factor on the attention scores (1/√head_dim unless the model says otherwise).
-    pub attn_scale: f32,
 }
 
 impl ModelConfig {
@@ -196,7 +194,6 @@ impl ModelConfig {
                 Arch::Gemma3 => (dim as f32).sqrt(),
                 _ => 1.0,
             },
-            attn_scale: 0.0,
         };
         cfg.validated(&fname)
     }
@@ -249,7 +246,6 @@ impl ModelConfig {
         if self.head_dim == 0 {
             self.head_dim = self.dim / self.n_heads;
         }
-        self.attn_scale = 1.0 / (self.head_dim as f32).sqrt();
         if self.arch != Arch::Opt && !self.head_dim.is_multiple_of(2) {
             return Err(bad(
                 "head_dim",
@@ -279,18 +275,25 @@ impl ModelConfig {
         self.n_heads * self.head_dim
     }
 
+    /// Factor on the attention scores: 1/√head_dim.
+    pub fn attn_scale(&self) -> f32 {
+        1.0 / (self.head_dim as f32).sqrt()
+    }
+
+    /// The sliding window that applies to layer `layer`, when it is a local layer.
+    fn local(&self, layer: usize) -> Option<&SlidingWindow> {
+        self.sliding_window
+            .as_ref()
+            .filter(|s| !(layer + 1).is_multiple_of(s.period.max(1)))
+    }
+
     /// The window of layer `layer` when it is a local (sliding-window) layer.
     pub fn window_of(&self, layer: usize) -> Option<usize> {
-        self.sliding_window
-            .filter(|s| !(layer + 1).is_multiple_of(s.period.max(1)))
-            .map(|s| s.window)
+        self.local(layer).map(|s| s.window)
     }
 
     /// The RoPE base of layer `layer`.
     pub fn rope_base_of(&self, layer: usize) -> f32 {
-        match (self.window_of(layer), self.sliding_window) {
-            (Some(_), Some(s)) => s.rope_base,
-            _ => self.rope_base,
-        }
+        self.local(layer).map_or(self.rope_base, |s| s.rope_base)
     }
 }

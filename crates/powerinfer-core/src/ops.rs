@@ -60,9 +60,9 @@ pub(crate) fn rope(x: &mut [f32], angles: &[(f32, f32)], style: RopeStyle) {
     }
 }
 
-/// RMS-normalizes each `n.w.len()`-wide row of `x` in place (Gemma's norms on the
-/// attention and FFN outputs, before their residual adds).
-pub(crate) fn post_norm(x: &mut [f32], n: &Norm, eps: f32) {
+/// Normalizes each `n.w.len()`-wide row of `x` in place with [`norm`] (Gemma's QK-norm
+/// per head, and its norms on the attention and FFN outputs before their residual adds).
+pub(crate) fn norm_rows(x: &mut [f32], n: &Norm, eps: f32) {
     let mut tmp = vec![0f32; n.w.len()];
     for row in x.chunks_exact_mut(n.w.len().max(1)) {
         norm(row, n, eps, &mut tmp);

@@ -15,7 +15,7 @@ use crate::hybrid::Hybrid;
 use crate::input_sparsity::{InputMode, InputSparsity, Proj};
 use crate::kv_cache::KvCache;
 use crate::model::{FfnPacked, Layer, Model};
-use crate::ops::{add_bias, attend_head, norm, post_norm, rope, rope_angles};
+use crate::ops::{add_bias, attend_head, norm, norm_rows, rope, rope_angles};
 use crate::policy::ColdChoice;
 use crate::{FfnPolicy, ModelError};
 
@@ -579,13 +579,8 @@ impl<'m> Session<'m> {
         };
         if let Some(extra) = &layer.extra {
             // QK-norm: each head of q and k RMS-normed on its own, before RoPE.
-            let mut tmp = vec![0f32; hd];
-            for (x, w) in [(&mut q, &extra.q), (&mut k, &extra.k)] {
-                for head in x.chunks_exact_mut(hd) {
-                    norm(head, w, cfg.norm_eps, &mut tmp);
-                    head.copy_from_slice(&tmp);
-                }
-            }
+            norm_rows(&mut q, &extra.q, cfg.norm_eps);
+            norm_rows(&mut k, &extra.k, cfg.norm_eps);
         }
         let mut angles = Vec::new();
         let base = cfg.rope_base_of(li);
@@ -623,7 +618,7 @@ impl<'m> Session<'m> {
                     &values[start * kvd..end * kvd],
                 ),
                 (kvd, (head / group) * hd),
-                cfg.attn_scale,
+                cfg.attn_scale(),
                 out,
                 &mut scores,
             )
@@ -637,7 +632,7 @@ impl<'m> Session<'m> {
         .ctx(|| format!("blk.{li}: attention"))?;
         let mut o = self.project((li, Proj::O), &layer.o, &att, n)?;
         if let Some(extra) = &layer.extra {
-            post_norm(&mut o, &extra.post_attn, cfg.norm_eps);
+            norm_rows(&mut o, &extra.post_attn, cfg.norm_eps);
         }
         x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
         Ok(())
@@ -688,13 +683,13 @@ impl<'m> Session<'m> {
             self.ffn_sparse(layer, policy, io, sets, &mut y, observer)?;
         }
         self.stats.ffn_time += start.elapsed().saturating_sub(predicting);
-        for (xr, yr) in x.chunks_exact_mut(d).zip(y.chunks_exact_mut(d)) {
+        for yr in y.chunks_exact_mut(d) {
             add_bias(yr, layer.down_bias.as_ref());
-            if let Some(extra) = &layer.extra {
-                post_norm(yr, &extra.post_ffn, cfg.norm_eps);
-            }
-            xr.iter_mut().zip(yr.iter()).for_each(|(a, b)| *a += b);
         }
+        if let Some(extra) = &layer.extra {
+            norm_rows(&mut y, &extra.post_ffn, cfg.norm_eps);
+        }
+        x.iter_mut().zip(&y).for_each(|(a, b)| *a += b);
         Ok(())
     }
 
