@@ -16,6 +16,8 @@ pub(crate) mod q4_k;
 pub(crate) mod q5_0;
 pub(crate) mod q5_1;
 pub(crate) mod q5_k;
+#[cfg(test)]
+mod q5_test_util;
 pub(crate) mod q6_k;
 pub(crate) mod q8_0;
 

@@ -242,7 +242,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
-    use crate::q8::quantize_q8;
+    use crate::types::q5_test_util::{self, Q5Fns};
 
     /// `blocks` blocks of values in ±1, each block scaled by a different power of ten
     /// and every third one shifted off zero (so the minimum matters).
@@ -257,23 +257,32 @@ mod tests {
             .collect()
     }
 
+    /// This type's functions for the shared Q5 checks.
+    fn fns() -> Q5Fns {
+        Q5Fns {
+            bb: BLOCK_BYTES,
+            m_at: Some(M),
+            random,
+            encode,
+            decode,
+            dot,
+            axpy,
+            // SAFETY: the shared checks call these only once AVX2, FMA and F16C were
+            // detected.
+            #[cfg(target_arch = "x86_64")]
+            avx_dot: |r, x| unsafe { avx2::dot(r, x) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            avx_axpy: |r, h, y| unsafe { avx2::axpy(r, h, y) },
+        }
+    }
+
     fn encoded(values: &[f32]) -> Vec<u8> {
-        let mut out = Vec::new();
-        encode(values, &mut out);
-        out
+        fns().encoded(values)
     }
 
     fn decoded(row: &[u8]) -> Vec<f32> {
-        let mut out = vec![0.0; row.len() / BLOCK_BYTES * QK];
-        decode(row, &mut out);
-        out
-    }
-
-    /// The activation as the dot sees it: `d·q` per element, exactly (in f64).
-    fn dequantized(xq: &[BlockQ8]) -> Vec<f64> {
-        xq.iter()
-            .flat_map(|b| b.qs.iter().map(move |&q| f64::from(b.d) * f64::from(q)))
-            .collect()
+        fns().decoded(row)
     }
 
     #[test]
@@ -357,45 +366,6 @@ mod tests {
     }
 
     #[test]
-    fn decode_handles_any_lengths() {
-        let row = encoded(&random(3, 1));
-        let full = decoded(&row);
-        // Out shorter than the row, with a partial block: one whole block.
-        let mut out = vec![f32::NAN; QK + 7];
-        decode(&row, &mut out);
-        assert_eq!(out[..QK], full[..QK]);
-        assert!(out[QK..].iter().all(|v| v.is_nan()));
-        // Row cut mid-block: two whole blocks.
-        let mut out = vec![f32::NAN; 3 * QK];
-        decode(&row[..2 * BLOCK_BYTES + 5], &mut out);
-        assert_eq!(out[..2 * QK], full[..2 * QK]);
-        assert!(out[2 * QK..].iter().all(|v| v.is_nan()));
-        decode(&[], &mut out);
-        decode(&row, &mut []);
-    }
-
-    #[test]
-    fn scalar_dot_matches_f64() {
-        let mut xq = Vec::new();
-        for blocks in [1, 2, 3, 5, 7] {
-            let row = encoded(&random(blocks, blocks as u64));
-            quantize_q8(&random(blocks, 100 + blocks as u64), &mut xq);
-            let (w, x) = (decoded(&row), dequantized(&xq));
-            let exact: f64 = w.iter().zip(&x).map(|(&a, b)| f64::from(a) * b).sum();
-            let mag: f64 = w
-                .iter()
-                .zip(&x)
-                .map(|(&a, b)| (f64::from(a) * b).abs())
-                .sum();
-            let got = f64::from(dot(&row, &xq));
-            assert!(
-                (got - exact).abs() <= 1e-6 * mag,
-                "{blocks}: {got} vs {exact}"
-            );
-        }
-    }
-
-    #[test]
     fn scalar_axpy_matches_decode() {
         let row = encoded(&random(3, 9));
         let w = decoded(&row);
@@ -414,99 +384,19 @@ mod tests {
         }
     }
 
-    #[cfg(target_arch = "x86_64")]
-    fn have_avx2() -> bool {
-        let ok = is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-            && is_x86_feature_detected!("f16c");
-        if !ok {
-            eprintln!("skipped: this CPU lacks avx2, fma or f16c");
-        }
-        ok
+    #[test]
+    fn decode_handles_any_lengths() {
+        q5_test_util::check_decode_any_lengths(&fns());
     }
 
-    /// Checks avx2 `dot` against the scalar one for a row and an activation of any
-    /// (possibly different) block counts.
-    #[cfg(target_arch = "x86_64")]
-    fn check_dot(row: &[u8], xq: &[BlockQ8]) {
-        let n = (row.len() / BLOCK_BYTES).min(xq.len());
-        let w = decoded(&row[..n * BLOCK_BYTES]);
-        let mag: f64 = w
-            .iter()
-            .zip(dequantized(&xq[..n]))
-            .map(|(&a, b)| (f64::from(a) * b).abs())
-            .sum();
-        let want = dot(row, xq);
-        assert_eq!(want, dot(&row[..n * BLOCK_BYTES], &xq[..n]));
-        // SAFETY: the caller checked avx2, fma and f16c.
-        let got = unsafe { avx2::dot(row, xq) };
-        let err = f64::from(got - want).abs();
-        assert!(err <= 2e-5 * mag, "{n} blocks: {got} vs {want}");
-    }
-
-    /// Checks avx2 `axpy` against the scalar one, and that `y` past the common whole
-    /// blocks is untouched.
-    #[cfg(target_arch = "x86_64")]
-    fn check_axpy(row: &[u8], h: f32, y0: &[f32]) {
-        let n = (row.len() / BLOCK_BYTES).min(y0.len() / QK);
-        let w = decoded(&row[..n * BLOCK_BYTES]);
-        let (mut want, mut got) = (y0.to_vec(), y0.to_vec());
-        axpy(row, h, &mut want);
-        // SAFETY: the caller checked avx2, fma and f16c.
-        unsafe { avx2::axpy(row, h, &mut got) };
-        for (i, (g, e)) in got.iter().zip(&want).enumerate() {
-            if i < n * QK {
-                // The two sum `y + h·d·q + h·m` in different orders: relative to the
-                // largest of the three terms.
-                let m = f16_at(&row[i / QK * BLOCK_BYTES..], M);
-                let big = y0[i].abs() + (h * w[i]).abs() + 2.0 * (h * m).abs();
-                assert!(
-                    (g - e).abs() <= 2e-5 * big,
-                    "{n} blocks, value {i}: {g} vs {e}"
-                );
-            } else {
-                assert_eq!(g.to_bits(), y0[i].to_bits(), "value {i} past the blocks");
-            }
-        }
+    #[test]
+    fn scalar_dot_matches_f64() {
+        q5_test_util::check_scalar_dot(&fns());
     }
 
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn avx2_matches_scalar() {
-        if !have_avx2() {
-            return;
-        }
-        let mut xq = Vec::new();
-        for blocks in (1..=9).chain([128]) {
-            let row = encoded(&random(blocks, 200 + blocks as u64));
-            quantize_q8(&random(blocks, 300 + blocks as u64), &mut xq);
-            check_dot(&row, &xq);
-            let y0 = random(blocks, 400 + blocks as u64);
-            check_axpy(&row, 0.37, &y0);
-            check_axpy(&row, -3.5, &y0);
-        }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn avx2_takes_only_common_whole_blocks() {
-        if !have_avx2() {
-            return;
-        }
-        let row = encoded(&random(7, 11));
-        let mut xq = Vec::new();
-        quantize_q8(&random(9, 12), &mut xq);
-        let y0 = random(9, 13);
-        for blocks in 0..=7 {
-            let cut = &row[..blocks * BLOCK_BYTES];
-            // Row shorter than xq / y, then cut mid-block.
-            check_dot(cut, &xq);
-            check_axpy(cut, 1.25, &y0);
-            check_dot(&row[..(blocks * BLOCK_BYTES + 9).min(row.len())], &xq);
-            // xq / y shorter than the row, y also with a partial block.
-            check_dot(&row, &xq[..blocks]);
-            check_axpy(&row, 1.25, &y0[..blocks * QK]);
-            check_axpy(&row, -0.5, &y0[..blocks * QK + 13]);
-        }
+    fn avx2_matches_scalar_on_any_lengths() {
+        q5_test_util::check_avx2(&fns());
     }
 }
