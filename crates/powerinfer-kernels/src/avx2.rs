@@ -493,6 +493,30 @@ pub(crate) fn colq4_block(rows: &[&[u8]], h: &[f32], s: f32, d: &[u16], m: &[u16
     }
 }
 
+/// `y += h·row` over `bb`-byte blocks that start with an f16 scale `d` and an f16
+/// minimum `m` and whose 32 quants `quants(block)` returns: `y += h·d·q + h·m`, a block
+/// at a time (both scales converted together). Q4_1 and Q5_1.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn axpy_blocks_min(
+    row: &[u8],
+    h: f32,
+    y: &mut [f32],
+    bb: usize,
+    quants: unsafe fn(*const u8) -> (__m128i, __m128i),
+) {
+    let hv = _mm_set1_ps(h);
+    for (o, b) in y.chunks_exact_mut(QK).zip(row.chunks_exact(bb)) {
+        // SAFETY: `b` is one whole block (d, m, then the quants `quants` reads); `o` is
+        // 32 floats borrowed mutably.
+        unsafe {
+            let p = b.as_ptr();
+            let (d, m) = f16x2(f16_bits(p), f16_bits(p.add(2)), hv);
+            let (lo, hi) = quants(p);
+            axpy_i8x32::<true>(lo, hi, d, m, o.as_mut_ptr());
+        }
+    }
+}
+
 /// The 32 five-bit codes (0..32) of a Q5_0/Q5_1 block as bytes, in value order: the
 /// nibbles at `qs` (values 0..16 low, 16..32 high, as [`nibbles`]) or'd with the fifth
 /// bits of the little-endian u32 at `qh` spread to `0x10` bytes (ggml's

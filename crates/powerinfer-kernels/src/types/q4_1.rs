@@ -129,10 +129,8 @@ mod avx2 {
 
     use super::BB;
     use crate::avx2::{
-        axpy_i8x32, blocks_in, f16_bits, f16x2, hsum, lane, nibbles, pairs, prefetch_blocks,
-        xq_load,
+        axpy_blocks_min, blocks_in, hsum, lane, nibbles, pairs, prefetch_blocks, xq_load,
     };
-    use crate::blocks::QK;
     use crate::q8::BlockQ8;
 
     /// `R` Q4_1 rows dotted with `xq`: the scaled products go into one accumulator per
@@ -197,16 +195,6 @@ mod avx2 {
     /// `y += h · row`, one block at a time (d and m converted together).
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) fn axpy(row: &[u8], h: f32, y: &mut [f32]) {
-        let hv = _mm_set1_ps(h);
-        for (o, b) in y.chunks_exact_mut(QK).zip(row.chunks_exact(BB)) {
-            // SAFETY: `b` is one 20-byte block: d, m, then 16 quant bytes; `o` is 32
-            // floats borrowed mutably.
-            unsafe {
-                let p = b.as_ptr();
-                let (d, m) = f16x2(f16_bits(p), f16_bits(p.add(2)), hv);
-                let (lo, hi) = quants(p);
-                axpy_i8x32::<true>(lo, hi, d, m, o.as_mut_ptr());
-            }
-        }
+        axpy_blocks_min(row, h, y, BB, quants);
     }
 }

@@ -110,8 +110,7 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{BLOCK_BYTES, QH, QS};
-    use crate::avx2::{f16_bits, f16x2, five_bit_codes, hsum};
-    use crate::blocks::QK;
+    use crate::avx2::{axpy_pairs, dot_pairs, five_bit_codes, fma_i32};
 
     /// The block at `b`'s 32 quants as signed bytes in value order (the codes minus 16),
     /// for `decode_blocks`.
@@ -134,34 +133,7 @@ mod avx2 {
     /// sparse GEMV inner loop for Q5_0 weights.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(crate) fn dot(row: &[u8], xq: &[super::BlockQ8]) -> f32 {
-        let n = (row.len() / BLOCK_BYTES).min(xq.len());
-        let (w, xq) = (row.as_ptr(), &xq[..n]);
-        let mut acc = [_mm256_setzero_ps(); 2];
-        let mut pairs = xq.chunks_exact(2);
-        for (i, xp) in pairs.by_ref().enumerate() {
-            let (xa, xb) = (&xp[0], &xp[1]);
-            // SAFETY: pair i covers blocks 2i and 2i + 1 < n, both within `row`.
-            unsafe {
-                let pa = w.add(BLOCK_BYTES * 2 * i);
-                let pb = pa.add(BLOCK_BYTES);
-                let (da, db) = f16x2(
-                    f16_bits(pa),
-                    f16_bits(pb),
-                    _mm_setr_ps(xa.d, xb.d, 0.0, 0.0),
-                );
-                acc[0] = block(pa, xa, da, acc[0]);
-                acc[1] = block(pb, xb, db, acc[1]);
-            }
-        }
-        if let [xl] = pairs.remainder() {
-            // SAFETY: the odd last block is block n − 1, within `row`.
-            unsafe {
-                let p = w.add(BLOCK_BYTES * (n - 1));
-                let (d, _) = f16x2(f16_bits(p), 0, _mm_set1_ps(xl.d));
-                acc[0] = block(p, xl, d, acc[0]);
-            }
-        }
-        hsum(_mm256_add_ps(acc[0], acc[1]))
+        dot_pairs(row, xq, BLOCK_BYTES, block)
     }
 
     /// `y += h · decode(row)` (see [`super::axpy`]), over the whole blocks both hold, two
@@ -169,30 +141,7 @@ mod avx2 {
     /// projection for Q5_0 weights.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(crate) fn axpy(row: &[u8], h: f32, y: &mut [f32]) {
-        let n = (row.len() / BLOCK_BYTES).min(y.len() / QK);
-        let (w, yp) = (row.as_ptr(), y.as_mut_ptr());
-        let hv = _mm_set1_ps(h);
-        let mut i = 0;
-        while i + 2 <= n {
-            // SAFETY: i + 2 <= n: blocks i and i + 1 are within `row` and values
-            // QK·i..QK·(i + 2) within `y`, which is borrowed mutably (nothing aliases it).
-            unsafe {
-                let pa = w.add(BLOCK_BYTES * i);
-                let pb = pa.add(BLOCK_BYTES);
-                let (da, db) = f16x2(f16_bits(pa), f16_bits(pb), hv);
-                axpy_block(pa, da, yp.add(QK * i));
-                axpy_block(pb, db, yp.add(QK * (i + 1)));
-            }
-            i += 2;
-        }
-        if i < n {
-            // SAFETY: i < n: block i is within `row`, values QK·i..QK·(i + 1) in `y`.
-            unsafe {
-                let p = w.add(BLOCK_BYTES * i);
-                let (d, _) = f16x2(f16_bits(p), 0, hv);
-                axpy_block(p, d, yp.add(QK * i));
-            }
-        }
+        axpy_pairs(row, h, y, BLOCK_BYTES, quants);
     }
 
     /// One block at `b` dotted with `xb` (`d` = both scales), added to `acc`: the codes
@@ -214,33 +163,7 @@ mod avx2 {
         // panicking in a debug build.
         let offset = _mm256_zextsi128_si256(_mm_cvtsi32_si128(xb.sum.wrapping_mul(16)));
         let v = _mm256_sub_epi32(v, offset);
-        _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(v), acc)
-    }
-
-    /// `y[..32] += d·(q − 16)` for the block at `b`.
-    ///
-    /// # Safety
-    /// `b` must be valid for `BLOCK_BYTES` bytes of reads, and `y` for 32 floats of
-    /// reads and writes, aliased by nothing else.
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn axpy_block(b: *const u8, d: f32, y: *mut f32) {
-        // SAFETY: the caller guarantees the whole block at `b`.
-        let q = _mm256_sub_epi8(
-            unsafe { five_bit_codes(b.add(QH), b.add(QS)) },
-            _mm256_set1_epi8(16),
-        );
-        let (lo, hi) = (_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
-        let dv = _mm256_set1_ps(d);
-        let eighths = [lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)];
-        for (k, e) in eighths.into_iter().enumerate() {
-            let wv = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(e));
-            // SAFETY: 8k + 8 <= 32 floats, which the caller guarantees.
-            unsafe {
-                let yk = y.add(8 * k);
-                _mm256_storeu_ps(yk, _mm256_fmadd_ps(dv, wv, _mm256_loadu_ps(yk)));
-            }
-        }
+        fma_i32(acc, d, v)
     }
 }
 

@@ -115,8 +115,7 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{BLOCK_BYTES, M, QH, QS};
-    use crate::avx2::{f16_bits, f16x2, five_bit_codes, hsum};
-    use crate::blocks::QK;
+    use crate::avx2::{axpy_blocks_min, f16_bits, f16x2, five_bit_codes, fma_i32, hsum};
 
     /// The block at `b`'s 32 codes (0..32) in value order, for `decode_blocks`.
     ///
@@ -164,34 +163,11 @@ mod avx2 {
         hsum(_mm256_add_ps(acc[0], acc[1])) + (corr[0] + corr[1])
     }
 
-    /// `y += h · decode(row)` (see [`super::axpy`]), over the whole blocks both hold, two
-    /// blocks per step. Why: the sparse down projection for Q5_1 weights.
+    /// `y += h · decode(row)` (see [`super::axpy`]), over the whole blocks both hold.
+    /// Why: the sparse down projection for Q5_1 weights.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(crate) fn axpy(row: &[u8], h: f32, y: &mut [f32]) {
-        let n = (row.len() / BLOCK_BYTES).min(y.len() / QK);
-        let (w, yp) = (row.as_ptr(), y.as_mut_ptr());
-        let hv = _mm_set1_ps(h);
-        let mut i = 0;
-        while i + 2 <= n {
-            // SAFETY: i + 2 <= n: blocks i and i + 1 are within `row` and values
-            // QK·i..QK·(i + 2) within `y`, which is borrowed mutably (nothing aliases it).
-            unsafe {
-                for k in 0..2 {
-                    let p = w.add(BLOCK_BYTES * (i + k));
-                    let (d, m) = f16x2(f16_bits(p), f16_bits(p.add(M)), hv);
-                    axpy_block(p, d, m, yp.add(QK * (i + k)));
-                }
-            }
-            i += 2;
-        }
-        if i < n {
-            // SAFETY: i < n: block i is within `row`, values QK·i..QK·(i + 1) in `y`.
-            unsafe {
-                let p = w.add(BLOCK_BYTES * i);
-                let (d, m) = f16x2(f16_bits(p), f16_bits(p.add(M)), hv);
-                axpy_block(p, d, m, yp.add(QK * i));
-            }
-        }
+        axpy_blocks_min(row, h, y, BLOCK_BYTES, quants);
     }
 
     /// One block at `b`'s `Σq·x` (codes 0..32, unsigned, straight into `maddubs`)
@@ -208,31 +184,7 @@ mod avx2 {
         let x = unsafe { _mm256_load_si256(xb.qs.as_ptr().cast()) };
         // Products ≤ 31·128 per byte, so the pair sums never saturate.
         let v = _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), _mm256_set1_epi16(1));
-        _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(v), acc)
-    }
-
-    /// `y[..32] += d·q + m` for the block at `b` (`d`, `m` already times `h`).
-    ///
-    /// # Safety
-    /// `b` must be valid for `BLOCK_BYTES` bytes of reads, and `y` for 32 floats of
-    /// reads and writes, aliased by nothing else.
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn axpy_block(b: *const u8, d: f32, m: f32, y: *mut f32) {
-        // SAFETY: the caller guarantees the whole block at `b`.
-        let q = unsafe { five_bit_codes(b.add(QH), b.add(QS)) };
-        let (lo, hi) = (_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
-        let (dv, mv) = (_mm256_set1_ps(d), _mm256_set1_ps(m));
-        let eighths = [lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)];
-        for (k, e) in eighths.into_iter().enumerate() {
-            let wv = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(e));
-            // SAFETY: 8k + 8 <= 32 floats, which the caller guarantees.
-            unsafe {
-                let yk = y.add(8 * k);
-                let yv = _mm256_fmadd_ps(dv, wv, _mm256_loadu_ps(yk));
-                _mm256_storeu_ps(yk, _mm256_add_ps(yv, mv));
-            }
-        }
+        fma_i32(acc, d, v)
     }
 }
 
