@@ -112,14 +112,12 @@ pub(crate) mod avx2 {
 
     pub(crate) use crate::avx2::hsum;
 
-    /// The two f16 values packed in `bits` (low half first) as f32, each times `k`.
-    ///
-    /// Why: the blocks' `d` and `dmin` are adjacent f16s; one `vcvtph2ps` converts both.
+    /// The two f16 values packed in `bits` (low half first) as f32, each times `k`:
+    /// [`crate::avx2::f16x2`] for the blocks' adjacent `d` and `dmin`, read as one u32.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(crate) fn f16x2(bits: u32, k: f32) -> (f32, f32) {
-        let v = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)), _mm_set1_ps(k));
-        (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_movehdup_ps(v)))
+        crate::avx2::f16x2(bits as u16, (bits >> 16) as u16, _mm_set1_ps(k))
     }
 
     /// `Σ_k mins[k]·(bsums[2k] + bsums[2k + 1])` of `xb`, as four i32 partial sums, for
