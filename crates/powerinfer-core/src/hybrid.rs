@@ -147,7 +147,9 @@ impl Hybrid {
         chunk: usize,
     ) -> Result<ActivationStats, ModelError> {
         let rule = match model.config().activation {
-            Activation::SwiGlu | Activation::GeGlu => ActiveRule::TopDensity(0.5),
+            Activation::SwiGlu | Activation::GeGlu | Activation::Gelu => {
+                ActiveRule::TopDensity(0.5)
+            }
             _ => ActiveRule::NonZero,
         };
         let mut stats = ActivationStats::new(model.predictor_id().clone(), rule)?;

@@ -73,13 +73,7 @@ fn cuda_operations_match_the_cpu_backend_for_every_type() {
         };
         let (gb, ub, db) = (q(neurons, dim, 1), q(neurons, dim, 2), q(neurons, dim, 3));
         let bias = values(neurons, 4);
-        for act in [
-            Activation::Relu,
-            Activation::ReGlu,
-            Activation::DRelu,
-            Activation::SwiGlu,
-            Activation::GeGlu,
-        ] {
+        for act in Activation::ALL {
             let w = FfnWeights {
                 gate: Matrix::new(wtype, neurons, dim, &gb).unwrap(),
                 up: act

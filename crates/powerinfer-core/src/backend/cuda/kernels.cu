@@ -82,7 +82,7 @@ extern "C" __global__ void gemv_rows(const u8* w, long long row_bytes, int wtype
 // act: 0 ReLU (no up), 1 ReGLU, 2 dReLU, 3 SwiGLU, 4 GeGLU (tanh GELU). Candidate k is neuron idx[k] (the
 // per-neuron `bias`, or null, is indexed by it). `member` (n x m, or null) says which
 // candidates token b may use; `threshold` is the skip cut on |act(g)| (negative: none).
-// `u` may be null for ReLU. Writes h (n x m): 0 where a neuron is skipped.
+// `u` may be null for ReLU and GELU (no up projection). Writes h (n x m): 0 where a neuron is skipped.
 extern "C" __global__ void ffn_act(const float* g, const float* u, const float* bias,
                                    const int* idx, const unsigned char* member, int act,
                                    float threshold, int m, int n, float* h) {
@@ -92,11 +92,12 @@ extern "C" __global__ void ffn_act(const float* g, const float* u, const float* 
     float v = g[e] + (bias ? bias[idx[k]] : 0.0f);
     float a = act == 3   ? v / (1.0f + expf(-v))
               : act == 4 ? 0.5f * v * (1.0f + tanhf(0.7978846f * v * (1.0f + 0.044715f * v * v)))
+              : act == 5 ? 0.5f * v * (1.0f + erff(v * 0.70710678f))
                          : fmaxf(v, 0.0f);
     bool keep = (member == 0 || member[e] != 0) && fabsf(a) > threshold;
     float out = 0.0f;
     if (keep) {
-        if (act == 0) out = a;
+        if (act == 0 || act == 5) out = a;
         else if (act == 2) out = a * fmaxf(u[e], 0.0f);
         else out = a * u[e];
     }

@@ -139,6 +139,7 @@ fn act_code(a: Activation) -> i32 {
         Activation::DRelu => 2,
         Activation::SwiGlu => 3,
         Activation::GeGlu => 4,
+        Activation::Gelu => 5,
     }
 }
 
