@@ -4,33 +4,7 @@
 //! gets its tokenizer as GGUF keys, so the converted file carries it like any llama.cpp
 //! GGUF, and [`Tokenizer::from_gguf`] stays the one place that builds tokenizers.
 //!
-//! Two shapes of `model.type = "BPE"` are translated (anything else is a typed
-//! [`TokenizerError::HfUnsupported`]):
-//!
-//! - Byte-level BPE (GPT-2, OPT, SmolLM2, StarCoder …): a `ByteLevel` pre-tokenizer with
-//!   GPT-2's regex, optionally after `Digits(individual_digits)`, becomes model `gpt2` with
-//!   `tokenizer.ggml.pre` = `gpt-2` or `smollm`, and the merges become `"left right"`
-//!   strings (both the string and the pair form of `model.merges` are read).
-//! - SentencePiece-style BPE (Llama 2, Mistral, ReLU-LLaMA, Bamboo): `byte_fallback` with
-//!   all 256 `<0xXX>` tokens and a `▁` normalizer (`Prepend` + `Replace`) or `Metaspace`
-//!   pre-tokenizer becomes model `llama` with scores. A token first made by merge number
-//!   `r` scores `-r`: the score-ordered merge loop then merges the pair of lowest rank
-//!   first, as Hugging Face does, provided every way of building a token from two pieces
-//!   is a listed merge and each token's merges are consecutive. Files converted from
-//!   SentencePiece (all of the above) are built that way; other files are rejected with
-//!   [`TokenizerError::HfMergeOrder`] rather than encoded differently.
-//!
-//! Added tokens marked `special` become CONTROL, other added tokens USER_DEFINED (as
-//! llama.cpp's converter does); `<0xXX>` become BYTE and `model.unk_token` UNKNOWN. BOS
-//! comes from a `TemplateProcessing` post-processor (a special token before `$A` sets
-//! `add_bos_token`), EOS from a special token after `$A` or else from the first special
-//! token named `</s>`, `<|endoftext|>`, `<|im_end|>`, `<|end_of_text|>`, `<eos>`. Only
-//! `tokenizer.json` is read: `tokenizer_config.json` may name other BOS/EOS tokens.
-//!
-//! Differences that remain: non-special added tokens are matched in text by Hugging Face
-//! but are USER_DEFINED (special) here, so [`Tokenizer::encode`] encodes them as text
-//! unless they are whitespace; a post-processor's EOS after `$A` is recorded as
-//! `tokenizer.ggml.add_eos_token` but [`Tokenizer::encode`] does not append it.
+//! What is supported and how it maps: [`tokenizer_json_metadata`].
 
 use std::collections::{HashMap, HashSet};
 
@@ -69,7 +43,35 @@ const MAX_SPM_MERGES: usize = 1 << 24;
 /// Why: a converter from a Hugging Face checkpoint directory puts these keys into the
 /// GGUF it builds, so the converted model carries its tokenizer; [`Tokenizer::from_gguf`]
 /// reads them back. `bytes` is the file's content, `file` its path for error messages.
-/// See the [module documentation](self) for what is supported and how it maps.
+///
+/// Two shapes of `model.type = "BPE"` are translated (anything else is a typed
+/// [`TokenizerError::HfUnsupported`]):
+///
+/// - Byte-level BPE (GPT-2, OPT, SmolLM2, StarCoder …): a `ByteLevel` pre-tokenizer with
+///   GPT-2's regex, optionally after `Digits(individual_digits)`, becomes model `gpt2` with
+///   `tokenizer.ggml.pre` = `gpt-2` or `smollm`, and the merges become `"left right"`
+///   strings (both the string and the pair form of `model.merges` are read).
+/// - SentencePiece-style BPE (Llama 2, Mistral, ReLU-LLaMA, Bamboo): `byte_fallback` with
+///   all 256 `<0xXX>` tokens and a `▁` normalizer (`Prepend` + `Replace`) or `Metaspace`
+///   pre-tokenizer becomes model `llama` with scores. A token first made by merge number
+///   `r` scores `-r`: the score-ordered merge loop then merges the pair of lowest rank
+///   first, as Hugging Face does, provided every way of building a token from two pieces
+///   is a listed merge and each token's merges are consecutive. Files converted from
+///   SentencePiece (all of the above) are built that way; other files are rejected with
+///   [`TokenizerError::HfMergeOrder`] rather than encoded differently.
+///
+/// Added tokens marked `special` become CONTROL, other added tokens USER_DEFINED (as
+/// llama.cpp's converter does); `<0xXX>` become BYTE and `model.unk_token` UNKNOWN. BOS
+/// comes from a `TemplateProcessing` post-processor (a special token before `$A` sets
+/// `add_bos_token`), EOS from a special token after `$A` or else from the first special
+/// token named `</s>`, `<|endoftext|>`, `<|im_end|>`, `<|end_of_text|>`, `<eos>`. Only
+/// `tokenizer.json` is read: `tokenizer_config.json` may name other BOS/EOS tokens.
+///
+/// Differences that remain: non-special added tokens are matched in text by Hugging Face
+/// but are USER_DEFINED (special) here, so [`Tokenizer::encode`] encodes them as text
+/// unless they are whitespace; [`Tokenizer::encode_with_special_tokens`] matches CONTROL
+/// and USER_DEFINED tokens but not the UNKNOWN `<unk>`; a post-processor's EOS after `$A` is recorded as
+/// `tokenizer.ggml.add_eos_token` but [`Tokenizer::encode`] does not append it.
 pub fn tokenizer_json_metadata(
     bytes: &[u8],
     file: &str,
