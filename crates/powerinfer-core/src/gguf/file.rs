@@ -150,6 +150,13 @@ impl GgufFile {
         })
     }
 
+    /// The same file, named `name` in errors (an image built in memory from another file,
+    /// such as a tokenizer.json, reports that file).
+    pub(crate) fn with_name(mut self, name: &str) -> GgufFile {
+        self.file = name.to_string();
+        self
+    }
+
     /// The path as given to [`GgufFile::open`], or `<memory>`.
     pub fn name(&self) -> &str {
         &self.file

@@ -2,7 +2,8 @@
 //!
 //! Why from the model file: the vocabulary, merges and special tokens must be exactly the
 //! ones the weights were trained with, and GGUF carries them; no separate
-//! `tokenizer.json` is needed.
+//! `tokenizer.json` is needed. A Hugging Face `tokenizer.json` is translated into the same
+//! metadata ([`tokenizer_json_metadata`], [`Tokenizer::from_tokenizer_json`]).
 //!
 //! Two models are implemented:
 //! - `gpt2`: byte-level BPE with merges (SmolLM2, StarCoder, GPT-2 …), pre-tokenized by
@@ -22,6 +23,7 @@
 mod bpe;
 mod byte_level;
 mod error;
+mod hf_json;
 mod pretokenize;
 mod spm;
 mod stream;
@@ -34,6 +36,7 @@ use crate::gguf::{GgufFile, OptionalKey};
 use bpe::Bpe;
 use byte_level::char_to_byte;
 pub use error::TokenizerError;
+pub use hf_json::tokenizer_json_metadata;
 use pretokenize::{PreKind, PreTokenizer};
 use spm::{SPACE_MARK, Spm};
 pub use stream::TokenDecoder;
