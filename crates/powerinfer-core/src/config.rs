@@ -18,6 +18,10 @@ pub enum Arch {
     /// RoPE, an embedding scaled by √dim, and sliding-window (local) layers between the
     /// global ones.
     Gemma3,
+    /// Falcon: attention and MLP in parallel from one residual (`x + attn(ln(x)) +
+    /// mlp(ln₂(x))`, with `ln₂ = ln` in Falcon-7B), LayerNorm, multi-query or grouped
+    /// attention, NEOX RoPE, fc → GELU (or ReLU: ReLU-Falcon) → fc without biases.
+    Falcon,
 }
 
 impl Arch {
@@ -28,7 +32,24 @@ impl Arch {
             Arch::Bamboo => "bamboo",
             Arch::Opt => "opt",
             Arch::Gemma3 => "gemma3",
+            Arch::Falcon => "falcon",
         }
+    }
+
+    /// Whether the block adds attention and FFN to the same residual input (Falcon)
+    /// rather than feeding the FFN the attention's output.
+    pub fn parallel_ffn(self) -> bool {
+        self == Arch::Falcon
+    }
+
+    /// Whether the FFN is one matrix → activation → down (OPT, Falcon), with no gate.
+    pub fn ungated_ffn(self) -> bool {
+        matches!(self, Arch::Opt | Arch::Falcon)
+    }
+
+    /// Whether norms are LayerNorm (weight and bias), not RMSNorm.
+    pub fn layer_norm(self) -> bool {
+        matches!(self, Arch::Opt | Arch::Falcon)
     }
 }
 
@@ -42,8 +63,9 @@ pub enum RopeStyle {
     Halves,
 }
 
-/// Gemma 3's sliding-window attention: every layer is local except each `period`-th
-/// (layers `period − 1, 2·period − 1, …` are global), as llama.cpp's `set_swa_pattern(6)`.
+/// Sliding-window attention. Gemma 3: every layer is local except each `period`-th
+/// (layers `period − 1, 2·period − 1, …` are global), as llama.cpp's
+/// `set_swa_pattern(6)`. Mistral: every layer is local (`period` = `usize::MAX`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SlidingWindow {
     /// A local layer's query at position `p` sees keys `p − window < j ≤ p`.
@@ -99,6 +121,7 @@ impl ModelConfig {
             "bamboo" => Arch::Bamboo,
             "opt" => Arch::Opt,
             "gemma3" => Arch::Gemma3,
+            "falcon" => Arch::Falcon,
             other => {
                 return Err(ModelError::UnsupportedArch {
                     file: fname,
@@ -116,7 +139,7 @@ impl ModelConfig {
                 .map_or(Ok(n_heads), |_| get("attention.head_count_kv"))?,
         };
         let eps_key = match arch {
-            Arch::Opt => "attention.layer_norm_epsilon",
+            Arch::Opt | Arch::Falcon => "attention.layer_norm_epsilon",
             _ => "attention.layer_norm_rms_epsilon",
         };
         let rope_key = format!("{p}.rope.freq_base");
@@ -126,9 +149,11 @@ impl ModelConfig {
                 Arch::Bamboo => Activation::DRelu,
                 Arch::Opt => Activation::Relu,
                 Arch::Gemma3 => Activation::GeGlu,
+                Arch::Falcon => Activation::Gelu,
             },
             Some(_) => match (arch, file.get_str("powerinfer.ffn_activation")?) {
-                (Arch::Opt, "relu") => Activation::Relu,
+                (Arch::Opt | Arch::Falcon, "relu") => Activation::Relu,
+                (Arch::Falcon, "gelu") => Activation::Gelu,
                 (Arch::Llama | Arch::Bamboo, "silu") => Activation::SwiGlu,
                 (Arch::Llama | Arch::Bamboo, "relu") => Activation::ReGlu,
                 (Arch::Llama | Arch::Bamboo, "drelu") => Activation::DRelu,
@@ -158,13 +183,24 @@ impl ModelConfig {
             });
         }
         let dim = get("embedding_length")?;
+        let rope_base = if file.get(&rope_key).is_some() {
+            file.get_f32(&rope_key)?
+        } else {
+            10_000.0
+        };
         // Gemma 3 (llama.cpp `LLM_ARCH_GEMMA3`): every sixth layer global, the local
-        // ones with RoPE base 10 000 (neither is stored in the file).
+        // ones with RoPE base 10 000 (neither is stored in the file). Mistral (a
+        // `llama` file with a window): every layer local, one RoPE base.
         let sliding_window = match (arch, opt_usize("attention.sliding_window")?) {
             (Arch::Gemma3, Some(window)) => Some(SlidingWindow {
                 window,
                 period: 6,
                 rope_base: 10_000.0,
+            }),
+            (Arch::Llama | Arch::Bamboo, Some(window)) => Some(SlidingWindow {
+                window,
+                period: usize::MAX,
+                rope_base,
             }),
             _ => None,
         };
@@ -179,14 +215,10 @@ impl ModelConfig {
             vocab: usize::try_from(emb.rows()).unwrap_or(usize::MAX),
             ctx_len: get("context_length")?,
             norm_eps: file.get_f32(&format!("{p}.{eps_key}"))?,
-            rope_base: if file.get(&rope_key).is_some() {
-                file.get_f32(&rope_key)?
-            } else {
-                10_000.0
-            },
+            rope_base,
             activation,
             rope_style: match arch {
-                Arch::Gemma3 => RopeStyle::Halves,
+                Arch::Gemma3 | Arch::Falcon => RopeStyle::Halves,
                 _ => RopeStyle::Adjacent,
             },
             sliding_window,

@@ -74,6 +74,20 @@ pub struct EngineOptions {
     pub packing: Packing,
     /// Prompt prefill arithmetic (see [`Prefill`]; default: exact).
     pub prefill: Prefill,
+    /// Quantize a Hugging Face checkpoint's weights while loading it (see
+    /// [`LoadOptions::quantize`]; GGUF files keep their types).
+    pub quantize: Option<WType>,
+}
+
+impl EngineOptions {
+    /// The model layout these options ask for.
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            down_t: self.down_t,
+            packing: self.packing,
+            quantize: self.quantize,
+        }
+    }
 }
 
 impl Default for EngineOptions {
@@ -85,6 +99,7 @@ impl Default for EngineOptions {
             down_t: None,
             packing: Packing::All,
             prefill: Prefill::Exact,
+            quantize: None,
         }
     }
 }
@@ -144,15 +159,16 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Loads a GGUF model (with its tokenizer) from `path`.
+    /// Loads a model (with its tokenizer) from `path`: a GGUF file, or a Hugging Face
+    /// checkpoint directory with a `tokenizer.json`.
     pub fn load(path: impl AsRef<Path>, opts: &EngineOptions) -> Result<Engine, EngineError> {
-        let model = Model::open_with(
-            path,
-            &LoadOptions {
-                down_t: opts.down_t,
-                packing: opts.packing,
-            },
-        )?;
+        let model = Model::open_with(path, &opts.load_options())?;
+        Engine::from_model(model, opts)
+    }
+
+    /// An engine over a model already loaded (e.g. converted from a checkpoint with a
+    /// progress bar: [`Model::from_hf`]); `opts`' load options are not used.
+    pub fn from_model(model: Model, opts: &EngineOptions) -> Result<Engine, EngineError> {
         let tokenizer = Tokenizer::from_gguf(model.gguf())?;
         // A tokenizer larger than the embedding is a wrong file pairing, caught here, not
         // mid-answer. A smaller one is a padded embedding (rounded up to a multiple of 64,

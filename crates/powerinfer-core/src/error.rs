@@ -12,8 +12,13 @@ pub enum ModelError {
     /// The GGUF container itself is unreadable.
     #[error(transparent)]
     Gguf(#[from] GgufError),
+    /// A Hugging Face checkpoint directory that could not be read or converted.
+    #[error(transparent)]
+    Hf(#[from] crate::hf::HfError),
     /// An architecture we do not implement.
-    #[error("{file}: unsupported architecture {arch:?} (supported: llama, bamboo, opt)")]
+    #[error(
+        "{file}: unsupported architecture {arch:?} (supported: llama, bamboo, opt, gemma3, falcon)"
+    )]
     UnsupportedArch {
         /// The file.
         file: String,

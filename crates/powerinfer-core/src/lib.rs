@@ -71,6 +71,7 @@ mod error;
 pub mod eval;
 pub mod gguf;
 mod handle;
+pub mod hf;
 pub mod hybrid;
 pub mod input_sparsity;
 mod kv_cache;

@@ -18,6 +18,7 @@ use crate::ModelError;
 use crate::config::{Arch, ModelConfig};
 use crate::error::KernelContext;
 use crate::gguf::{GgufFile, TensorInfo};
+use crate::hf::{ConvertOptions, HfCheckpoint};
 use powerinfer_predictor::ModelId;
 
 /// A norm's weight and optional bias (LayerNorm has one, RMSNorm not).
@@ -129,6 +130,10 @@ pub struct LoadOptions {
     pub down_t: Option<WType>,
     /// Which matrices also get a packed (row-interleaved) copy for the dense kernels.
     pub packing: Packing,
+    /// For a Hugging Face checkpoint directory: re-encode its weight matrices into this
+    /// type while loading (see [`ConvertOptions::quantize`]). GGUF files keep the types
+    /// they store.
+    pub quantize: Option<WType>,
 }
 
 /// Which matrices get a packed copy ([`PackedMatrix`]) at load time, for Q8_0, Q4_0 and
@@ -178,14 +183,32 @@ impl std::fmt::Debug for Model {
 }
 
 impl Model {
-    /// Opens and validates a GGUF model.
+    /// Opens and validates a model: a GGUF file, or a Hugging Face checkpoint
+    /// directory (`config.json` + safetensors, see [`crate::hf`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Model, ModelError> {
-        Model::from_gguf(GgufFile::open(path)?)
+        Model::open_with(path, &LoadOptions::default())
     }
 
-    /// Opens a GGUF model with non-default layout options.
+    /// [`Model::open`] with non-default layout options.
     pub fn open_with(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Model, ModelError> {
+        let path = path.as_ref();
+        if path.is_dir() {
+            let convert = ConvertOptions {
+                quantize: opts.quantize,
+                progress: None,
+            };
+            return Model::from_hf(&HfCheckpoint::open(path)?, &convert, opts);
+        }
         Model::from_gguf_with(GgufFile::open(path)?, opts)
+    }
+
+    /// Converts an opened Hugging Face checkpoint (in memory) and loads it.
+    pub fn from_hf(
+        checkpoint: &HfCheckpoint,
+        convert: &ConvertOptions<'_>,
+        opts: &LoadOptions,
+    ) -> Result<Model, ModelError> {
+        Model::from_gguf_with(checkpoint.to_gguf_file(convert)?, opts)
     }
 
     /// Validates an already opened GGUF file as a model.
@@ -239,7 +262,7 @@ impl Model {
                     v,
                     o,
                     qkv,
-                    ffn_norm: l.norm(&format!("{p}.ffn_norm"))?,
+                    ffn_norm: l.ffn_norm(&p)?,
                     ffn: l.ffn(&p)?,
                     down_bias: l.bias(&format!("{p}.ffn_down"), d)?,
                     extra: match config.arch {
@@ -463,13 +486,32 @@ impl Loader<'_> {
     fn norm_of(&self, prefix: &str, len: usize) -> Result<Norm, ModelError> {
         let d = len as u64;
         let b = self.optional_vector(&format!("{prefix}.bias"), d)?;
-        if self.cfg.arch == Arch::Opt && b.is_none() {
+        // A LayerNorm without its bias would run as RMSNorm: a silent wrong answer.
+        if self.cfg.arch.layer_norm() && b.is_none() {
             return Err(self.missing(&format!("{prefix}.bias")));
         }
         Ok(Norm {
             w: self.vector(&format!("{prefix}.weight"), d)?,
             b,
         })
+    }
+
+    /// The norm before layer `p`'s FFN: `ffn_norm`, or Falcon's second parallel norm
+    /// (`attn_norm_2`, Falcon-40B and later), or its one shared norm (`attn_norm`,
+    /// Falcon-7B).
+    fn ffn_norm(&self, p: &str) -> Result<Norm, ModelError> {
+        match self.cfg.arch {
+            Arch::Falcon
+                if self
+                    .file
+                    .tensor(&format!("{p}.attn_norm_2.weight"))
+                    .is_some() =>
+            {
+                self.norm(&format!("{p}.attn_norm_2"))
+            }
+            Arch::Falcon => self.norm(&format!("{p}.attn_norm")),
+            _ => self.norm(&format!("{p}.ffn_norm")),
+        }
     }
 
     fn bias(&self, prefix: &str, len: u64) -> Result<Option<Vec<f32>>, ModelError> {
@@ -524,9 +566,10 @@ impl Loader<'_> {
     fn ffn(&self, p: &str) -> Result<Ffn, ModelError> {
         let (d, n) = (self.cfg.dim as u64, self.cfg.n_ff as u64);
         let act = self.cfg.activation;
-        let (gate_name, up_name) = match self.cfg.arch {
-            Arch::Opt => (format!("{p}.ffn_up"), None),
-            _ => (format!("{p}.ffn_gate"), Some(format!("{p}.ffn_up"))),
+        let (gate_name, up_name) = if self.cfg.arch.ungated_ffn() {
+            (format!("{p}.ffn_up"), None)
+        } else {
+            (format!("{p}.ffn_gate"), Some(format!("{p}.ffn_up")))
         };
         let up = match &up_name {
             Some(u) if act.has_up() => Some(self.tensor(&format!("{u}.weight"), &[d, n])?),

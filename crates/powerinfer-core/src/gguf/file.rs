@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use memmap2::Mmap;
 
@@ -26,14 +25,14 @@ struct Chunk([u8; 64]);
 /// The bytes behind a [`GgufFile`].
 enum Storage {
     Mapped(Mmap),
-    Owned { chunks: Arc<[Chunk]>, len: usize },
+    Owned { chunks: Box<[Chunk]>, len: usize },
 }
 
 impl Storage {
     fn bytes(&self) -> &[u8] {
         match self {
             Storage::Mapped(m) => m,
-            // `len ≤ 64 × chunks.len()`: `from_bytes` sized the chunks for it.
+            // `len ≤ 64 × chunks.len()`: `filled` sized the chunks for it.
             #[allow(clippy::indexing_slicing)]
             Storage::Owned { chunks, len } => &bytemuck::cast_slice(chunks)[..*len],
         }
@@ -108,15 +107,27 @@ impl GgufFile {
     /// read them back without touching the disk. The bytes are copied once into a
     /// 64-byte-aligned buffer so tensor data is aligned as in a mapped file.
     pub fn from_bytes(bytes: &[u8]) -> Result<GgufFile, GgufError> {
-        let mut chunks = vec![Chunk([0; 64]); bytes.len().div_ceil(64)];
-        // The chunks hold at least `bytes.len()` bytes, by the line above.
+        GgufFile::filled(bytes.len(), MEMORY_FILE.to_string(), |buf| {
+            buf.copy_from_slice(bytes)
+        })
+    }
+
+    /// Validates an image of `len` bytes that `fill` writes into a fresh, zeroed,
+    /// 64-byte-aligned buffer (errors name the file `name`).
+    ///
+    /// Why: a model converted in memory ([`GgufWriter::into_file`](super::GgufWriter))
+    /// is written straight into the buffer the file keeps, with no second copy; the
+    /// buffer is allocated zeroed, so its pages cost memory only once written.
+    pub(crate) fn filled(
+        len: usize,
+        name: String,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<GgufFile, GgufError> {
+        let mut chunks: Box<[Chunk]> = bytemuck::zeroed_slice_box(len.div_ceil(64));
+        // The chunks hold at least `len` bytes, by the line above.
         #[allow(clippy::indexing_slicing)]
-        bytemuck::cast_slice_mut::<Chunk, u8>(&mut chunks)[..bytes.len()].copy_from_slice(bytes);
-        let storage = Storage::Owned {
-            chunks: chunks.into(),
-            len: bytes.len(),
-        };
-        GgufFile::from_storage(storage, MEMORY_FILE.to_string())
+        fill(&mut bytemuck::cast_slice_mut::<Chunk, u8>(&mut chunks)[..len]);
+        GgufFile::from_storage(Storage::Owned { chunks, len }, name)
     }
 
     fn from_storage(storage: Storage, file: String) -> Result<GgufFile, GgufError> {

@@ -10,7 +10,7 @@ use std::path::Path;
 use powerinfer_kernels::WType;
 
 use super::error::GgufError;
-use super::file::MEMORY_FILE;
+use super::file::{GgufFile, MEMORY_FILE};
 use super::parse::{ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS};
 use super::value::Value;
 
@@ -133,12 +133,39 @@ impl GgufWriter {
         out.flush().map_err(io)
     }
 
-    /// The header (metadata, tensor table) then the aligned tensor data, into `out`.
-    fn emit(&self, out: &mut impl Write, file: &str) -> Result<(), GgufError> {
-        let io = |source| GgufError::Io {
-            file: file.to_string(),
-            source,
-        };
+    /// The file, validated, built in memory without writing an image first: each
+    /// tensor's data moves into the file's buffer and is freed, so converting a model
+    /// needs about its size in memory once, not twice. Errors name the file `name`.
+    pub fn into_file(self, name: &str) -> Result<GgufFile, GgufError> {
+        let (head, offsets) = self.header()?;
+        let len = self
+            .tensors
+            .last()
+            .zip(offsets.last())
+            .map_or(head.len() as u64, |(t, off)| {
+                head.len() as u64 + off + t.data.len() as u64
+            });
+        let len = usize::try_from(len).map_err(|_| GgufError::BadTensorData {
+            file: name.to_string(),
+            tensor: String::new(),
+            problem: format!("an image of {len} bytes does not fit in memory"),
+        })?;
+        GgufFile::filled(len, name.to_string(), |buf| {
+            // `header` placed every tensor inside `len`, after the header.
+            #[allow(clippy::indexing_slicing)]
+            {
+                buf[..head.len()].copy_from_slice(&head);
+                for (t, off) in self.tensors.into_iter().zip(offsets) {
+                    let start = head.len() + off as usize;
+                    buf[start..start + t.data.len()].copy_from_slice(&t.data);
+                }
+            }
+        })
+    }
+
+    /// The header (metadata, tensor table, padding to the data section) and each
+    /// tensor's offset from the start of the data.
+    fn header(&self) -> Result<(Vec<u8>, Vec<u64>), GgufError> {
         let alignment = self.alignment()?;
         let mut head = Vec::new();
         head.extend_from_slice(&MAGIC);
@@ -166,6 +193,16 @@ impl GgufWriter {
         }
         let data_start = (head.len() as u64).next_multiple_of(alignment);
         head.resize(data_start as usize, 0);
+        Ok((head, offsets))
+    }
+
+    /// The header (metadata, tensor table) then the aligned tensor data, into `out`.
+    fn emit(&self, out: &mut impl Write, file: &str) -> Result<(), GgufError> {
+        let io = |source| GgufError::Io {
+            file: file.to_string(),
+            source,
+        };
+        let (head, offsets) = self.header()?;
         out.write_all(&head).map_err(io)?;
         let mut at = 0u64;
         for (t, off) in self.tensors.iter().zip(offsets) {

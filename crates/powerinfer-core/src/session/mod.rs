@@ -450,8 +450,16 @@ impl<'m> Session<'m> {
             }
         }
         for (li, layer) in model.layers.iter().enumerate() {
-            self.attention(li, layer, &mut x, pos0)?;
-            self.ffn(li, layer, policy, &mut x, observer.as_deref_mut())?;
+            let y = if cfg.arch.parallel_ffn() {
+                // Falcon: the FFN reads the block's input, not the attention's output.
+                let y = self.ffn(li, layer, policy, &x, observer.as_deref_mut())?;
+                self.attention(li, layer, &mut x, pos0)?;
+                y
+            } else {
+                self.attention(li, layer, &mut x, pos0)?;
+                self.ffn(li, layer, policy, &x, observer.as_deref_mut())?
+            };
+            x.iter_mut().zip(&y).for_each(|(a, b)| *a += b);
         }
         self.cache.set_len(pos0 + n);
         self.history.truncate(pos0);
@@ -638,14 +646,16 @@ impl<'m> Session<'m> {
         Ok(())
     }
 
+    /// Layer `li`'s FFN output for the residual rows `x` (normed here; the caller adds
+    /// the result to the residual).
     fn ffn(
         &mut self,
         li: usize,
         layer: &Layer,
         policy: &FfnPolicy,
-        x: &mut [f32],
+        x: &[f32],
         observer: Option<&mut FfnObserver<'_>>,
-    ) -> Result<(), ModelError> {
+    ) -> Result<Vec<f32>, ModelError> {
         let model = self.model.clone();
         let cfg = model.config();
         let d = cfg.dim;
@@ -689,8 +699,7 @@ impl<'m> Session<'m> {
         if let Some(extra) = &layer.extra {
             norm_rows(&mut y, &extra.post_ffn, cfg.norm_eps);
         }
-        x.iter_mut().zip(&y).for_each(|(a, b)| *a += b);
-        Ok(())
+        Ok(y)
     }
 
     /// Per token, the candidates of a policy that picks them per token in layer `li` —
