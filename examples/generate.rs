@@ -1,7 +1,8 @@
-//! Generate text with a GGUF model, dense or sparse.
+//! Generate text with a GGUF model or a Hugging Face checkpoint, dense or sparse.
 //!
 //! ```text
 //! cargo run --release --example generate -- --chat --prompt "What is the capital of France?"
+//! cargo run --release --example generate -- --model path/to/checkpoint-dir --quantize q8_0
 //! cargo run --release --example generate -- --policy threshold:0.3 --max-tokens 64
 //! cargo run --release --example generate -- --hybrid sim --budget 40MiB
 //! ```
@@ -19,6 +20,8 @@ use clap::Parser;
 
 #[path = "common/hybrid.rs"]
 mod hybrid;
+#[path = "common/load.rs"]
+mod load;
 #[path = "common/size.rs"]
 mod size;
 use powerinfer::core::engine::{Engine, EngineOptions, GenerateParams};
@@ -31,9 +34,14 @@ use powerinfer_assets as assets;
 #[derive(Parser, Debug)]
 #[command(about = "Generate text with a GGUF model (dense or activation-sparse FFN)")]
 struct Args {
-    /// GGUF model file (default: the embedded SmolLM2-135M-Instruct Q4_1).
+    /// GGUF model file, or a Hugging Face checkpoint directory (config.json,
+    /// *.safetensors, tokenizer.json) (default: the embedded SmolLM2-135M-Instruct Q4_1).
     #[arg(long)]
     model: Option<PathBuf>,
+    /// For a checkpoint directory: quantize its weights while loading (q8_0, q4_0,
+    /// q4_1, …; default: keep f32/f16/bf16 as stored).
+    #[arg(long)]
+    quantize: Option<String>,
     /// The prompt.
     #[arg(long, default_value = "The capital of France is")]
     prompt: String,
@@ -111,22 +119,22 @@ fn main() -> Result<()> {
         "auto" => None,
         name => Some(WType::from_name(name).with_context(|| format!("unknown type {name:?}"))?),
     };
-    let mut engine = Engine::load(
-        &path,
-        &EngineOptions {
-            threads: args.threads,
-            isa,
-            ctx_len: args.ctx_len,
-            down_t,
-            prefill: if args.prefill == "exact" {
-                Prefill::Exact
-            } else {
-                Prefill::Int8
-            },
-            ..EngineOptions::default()
+    let opts = EngineOptions {
+        threads: args.threads,
+        isa,
+        ctx_len: args.ctx_len,
+        down_t,
+        prefill: if args.prefill == "exact" {
+            Prefill::Exact
+        } else {
+            Prefill::Int8
         },
-    )
-    .with_context(|| format!("loading {}", path.display()))?;
+        quantize: load::quantize_arg(args.quantize.as_deref())?,
+        ..EngineOptions::default()
+    };
+    let model = load::open_model(&path, &opts.load_options())?;
+    let mut engine =
+        Engine::from_model(model, &opts).with_context(|| format!("loading {}", path.display()))?;
     if let Some(spec) = args.hybrid.spec(|| calibration_tokens(&engine))? {
         let h = engine.enable_hybrid(&spec)?;
         eprintln!("[{}]", hybrid::describe(h));

@@ -102,6 +102,7 @@ pub fn run(args: &Args) -> Result<()> {
             &LoadOptions {
                 down_t: Some(WType::Q8_0),
                 packing,
+                ..LoadOptions::default()
             },
         )?),
         _ => None,
