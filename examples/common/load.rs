@@ -48,7 +48,10 @@ pub fn open_model(path: &Path, opts: &LoadOptions) -> Result<Model> {
     if !path.is_dir() {
         return Model::open_with(path, opts).with_context(|| format!("loading {}", path.display()));
     }
-    let ck = HfCheckpoint::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut ck = HfCheckpoint::open(path).with_context(|| format!("opening {}", path.display()))?;
+    if let Some(e) = ck.take_tokenizer_error() {
+        return Err(e).with_context(|| format!("loading {}", path.display()));
+    }
     convert_with_bar(opts.quantize, |c| Ok(Model::from_hf(&ck, c, opts)?))
         .with_context(|| format!("loading {}", path.display()))
 }

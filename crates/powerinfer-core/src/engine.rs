@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use powerinfer_kernels::{Isa, KernelError, Kernels, WType};
 
 use crate::handle::Handle;
+use crate::hf::{ConvertOptions, HfCheckpoint};
 use crate::hybrid::{Hybrid, HybridSpec};
 use crate::sampler::{Logprobs, Sampler, SamplerParams};
 use crate::tokenizer::{TokenDecoder, Tokenizer, TokenizerError};
@@ -162,6 +163,21 @@ impl Engine {
     /// Loads a model (with its tokenizer) from `path`: a GGUF file, or a Hugging Face
     /// checkpoint directory with a `tokenizer.json`.
     pub fn load(path: impl AsRef<Path>, opts: &EngineOptions) -> Result<Engine, EngineError> {
+        let path = path.as_ref();
+        if path.is_dir() {
+            // A refused tokenizer.json is the error, not the missing tokenizer keys of
+            // the converted model.
+            let mut ck = HfCheckpoint::open(path).map_err(ModelError::from)?;
+            if let Some(e) = ck.take_tokenizer_error() {
+                return Err(e.into());
+            }
+            let convert = ConvertOptions {
+                quantize: opts.quantize,
+                progress: None,
+            };
+            let model = Model::from_hf(&ck, &convert, &opts.load_options())?;
+            return Engine::from_model(model, opts);
+        }
         let model = Model::open_with(path, &opts.load_options())?;
         Engine::from_model(model, opts)
     }

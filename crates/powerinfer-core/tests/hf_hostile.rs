@@ -339,3 +339,32 @@ fn shard_and_index_problems_name_the_shard_and_tensor() {
     }
     assert!(matches!(s.open(), Err(HfError::NoWeights { .. })));
 }
+
+#[test]
+fn a_refused_tokenizer_json_keeps_the_weights_loadable_and_fails_the_engine() {
+    use powerinfer_core::engine::{Engine, EngineError, EngineOptions};
+    let s = Scratch::of("falcon", "tokenizer");
+    std::fs::write(
+        s.path("tokenizer.json"),
+        r#"{"model": {"type": "WordPiece", "vocab": {"a": 0}}}"#,
+    )
+    .unwrap();
+    let ck = s.open().unwrap();
+    let err = ck.tokenizer_error().expect("refused").to_string();
+    assert!(err.contains("tokenizer.json"), "{err}");
+    assert!(!ck.has_tokenizer());
+    // The weights alone still load and run.
+    let model = s.load().unwrap();
+    assert_eq!(model.config().n_layers, 2);
+    match Engine::load(&s.0, &EngineOptions::default()) {
+        Err(EngineError::Tokenizer(e)) => assert_eq!(e.to_string(), err),
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("an engine without a tokenizer"),
+    }
+    // No tokenizer.json at all: also a tokenizer error from the engine.
+    std::fs::remove_file(s.path("tokenizer.json")).unwrap();
+    assert!(matches!(
+        Engine::load(&s.0, &EngineOptions::default()),
+        Err(EngineError::Tokenizer(_))
+    ));
+}

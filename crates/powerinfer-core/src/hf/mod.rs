@@ -22,6 +22,7 @@ pub use shards::{INDEX_FILE, WEIGHTS_FILE};
 
 use crate::config::Arch;
 use crate::gguf::{GgufFile, GgufWriter, Value};
+use crate::tokenizer::TokenizerError;
 use config::HfConfig;
 use shards::Shards;
 
@@ -36,7 +37,9 @@ pub struct HfCheckpoint {
     dir: PathBuf,
     config: HfConfig,
     shards: Shards,
-    tokenizer: Vec<(String, Value)>,
+    /// The tokenizer's GGUF metadata (empty without a `tokenizer.json`), or why it was
+    /// refused: the weights load either way (logits, profiling), a text engine does not.
+    tokenizer: Result<Vec<(String, Value)>, TokenizerError>,
 }
 
 impl std::fmt::Debug for HfCheckpoint {
@@ -63,11 +66,15 @@ impl HfCheckpoint {
         let config = HfConfig::parse(&read(CONFIG_FILE)?, &config_file)?;
         let shards = Shards::open(dir)?;
         let tok_path = dir.join(TOKENIZER_FILE);
-        let mut tokenizer = Vec::new();
+        let mut tokenizer = Ok(Vec::new());
         if tok_path.is_file() {
             let file = tok_path.display().to_string();
             tokenizer =
-                crate::tokenizer::tokenizer_json_metadata(read(TOKENIZER_FILE)?.as_bytes(), &file)?;
+                crate::tokenizer::tokenizer_json_metadata(read(TOKENIZER_FILE)?.as_bytes(), &file);
+        }
+        if let Ok(tokenizer) = &mut tokenizer
+            && !tokenizer.is_empty()
+        {
             // config.json's ids where the tokenizer file gives none.
             for (key, id) in [
                 ("tokenizer.ggml.bos_token_id", config.bos),
@@ -94,9 +101,26 @@ impl HfCheckpoint {
         self.config.arch
     }
 
-    /// Whether a `tokenizer.json` came with the weights.
+    /// Whether a usable `tokenizer.json` came with the weights.
     pub fn has_tokenizer(&self) -> bool {
-        !self.tokenizer.is_empty()
+        self.tokenizer.as_ref().is_ok_and(|t| !t.is_empty())
+    }
+
+    /// Why `tokenizer.json` was refused, if it was (the converted model then carries
+    /// no tokenizer; its weights load and run on token ids).
+    pub fn tokenizer_error(&self) -> Option<&TokenizerError> {
+        self.tokenizer.as_ref().err()
+    }
+
+    /// Takes the error of [`HfCheckpoint::tokenizer_error`], to return it.
+    pub fn take_tokenizer_error(&mut self) -> Option<TokenizerError> {
+        match std::mem::replace(&mut self.tokenizer, Ok(Vec::new())) {
+            Ok(t) => {
+                self.tokenizer = Ok(t);
+                None
+            }
+            Err(e) => Some(e),
+        }
     }
 
     /// The model as a GGUF writer (e.g. to write it to disk: the `convert` example).
@@ -106,14 +130,8 @@ impl HfCheckpoint {
             .dir
             .file_name()
             .map_or_else(|| dir.clone(), |n| n.to_string_lossy().into_owned());
-        convert::to_writer(
-            &self.config,
-            &self.shards,
-            &dir,
-            &name,
-            &self.tokenizer,
-            opts,
-        )
+        let tokenizer = self.tokenizer.as_deref().unwrap_or_default();
+        convert::to_writer(&self.config, &self.shards, &dir, &name, tokenizer, opts)
     }
 
     /// The model as an in-memory GGUF file named after the directory (errors from
