@@ -230,7 +230,9 @@ impl ModelConfig {
         cfg.validated(&fname)
     }
 
-    fn validated(mut self, file: &str) -> Result<ModelConfig, ModelError> {
+    /// The checks every config gets (counts in range, heads dividing, positive finite
+    /// numerics), with a head dimension derived where none was given.
+    pub(crate) fn validated(mut self, file: &str) -> Result<ModelConfig, ModelError> {
         let bad = |key: &str, problem: String| ModelError::Config {
             file: file.to_string(),
             key: key.to_string(),

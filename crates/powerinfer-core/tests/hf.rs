@@ -5,6 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+use common::rel_err;
+
 use powerinfer_core::gguf::GgufFile;
 use powerinfer_core::hf::{ConvertOptions, HfCheckpoint};
 use powerinfer_core::{Arch, FfnPolicy, LoadOptions, Model, Prefill, Session};
@@ -22,9 +25,7 @@ const MODELS: [&str; 7] = [
 ];
 
 fn dir(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/hf")
-        .join(name)
+    common::data("hf").join(name)
 }
 
 struct Reference {
@@ -50,16 +51,6 @@ fn reference(name: &str) -> Reference {
     Reference { tokens, logits }
 }
 
-/// Largest |a − b| over the largest |b|.
-fn rel_err(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
-    a.iter()
-        .zip(b)
-        .fold(0f64, |m, (x, y)| m.max((x - y).abs() as f64))
-        / scale
-}
-
 fn prefill(model: &Model, tokens: &[u32]) -> Vec<f32> {
     let mut s = Session::new(model, Kernels::new(), 32).unwrap();
     s.set_prefill(Prefill::Exact);
@@ -82,6 +73,7 @@ fn every_architecture_matches_the_reference_in_prefill_and_decode() {
         let vocab = model.config().vocab;
         assert_eq!(r.logits.len(), r.tokens.len() * vocab, "{name}");
         let got = prefill(&model, &r.tokens);
+        assert_eq!(got.len(), r.logits.len(), "{name}");
         let err = rel_err(&got, &r.logits);
         println!("{name}: prefill max rel err {err:.2e}");
         assert!(err < 2e-4, "{name} prefill: rel err {err}");

@@ -10,7 +10,8 @@ use serde_json::{Map, Value as Json};
 use powerinfer_kernels::Activation;
 
 use super::HfError;
-use crate::config::Arch;
+use crate::ModelError;
+use crate::config::{Arch, ModelConfig, RopeStyle, SlidingWindow};
 
 /// Largest count a config may give (layers, heads, dims, vocab, context): 2²⁴.
 const MAX_COUNT: u64 = 1 << 24;
@@ -53,25 +54,12 @@ pub(crate) enum Family {
 pub(crate) struct HfConfig {
     /// The file (for errors).
     pub file: String,
-    /// Our architecture (and GGUF `general.architecture`).
-    pub arch: Arch,
     /// Tensor layout.
     pub family: Family,
     /// `model_type` as written.
     pub model_type: String,
-    pub n_layers: usize,
-    pub dim: usize,
-    pub n_ff: usize,
-    pub n_heads: usize,
-    pub n_kv_heads: usize,
-    pub head_dim: usize,
-    pub vocab: usize,
-    pub ctx_len: usize,
-    pub norm_eps: f32,
-    pub rope_base: f32,
-    pub activation: Activation,
-    /// Mistral's attention window, when shorter than the context.
-    pub sliding_window: Option<usize>,
+    /// The hyper-parameters, as the converted GGUF states them.
+    pub model: ModelConfig,
     /// The output head is the embedding (no `lm_head.weight` is read).
     pub tied: bool,
     pub bos: Option<u32>,
@@ -204,35 +192,39 @@ impl HfConfig {
         cfg.checked()
     }
 
-    /// Cross-field checks: heads divide the dimension, KV heads divide the heads.
+    /// Cross-field checks in `config.json`'s terms (KV heads divide the heads, an even
+    /// head dimension), then the checks every model config gets.
     fn checked(self) -> Result<HfConfig, HfError> {
         let err = |key: &str, problem: String| HfError::Config {
             file: self.file.clone(),
             key: key.to_string(),
             problem,
         };
-        if !self.n_heads.is_multiple_of(self.n_kv_heads) {
+        let m = &self.model;
+        if !m.n_heads.is_multiple_of(m.n_kv_heads) {
             return Err(err(
                 "num_key_value_heads",
                 format!(
                     "{} does not divide the {} attention heads",
-                    self.n_kv_heads, self.n_heads
+                    m.n_kv_heads, m.n_heads
                 ),
             ));
         }
-        if !self.head_dim.is_multiple_of(2) && self.arch != Arch::Opt {
+        if !m.head_dim.is_multiple_of(2) && m.arch != Arch::Opt {
             return Err(err(
                 "head_dim",
-                format!("RoPE needs an even head dimension, got {}", self.head_dim),
+                format!("RoPE needs an even head dimension, got {}", m.head_dim),
             ));
         }
-        if self.head_dim > 1 << 16 {
-            return Err(err(
-                "head_dim",
-                format!("{} is out of range", self.head_dim),
-            ));
-        }
-        Ok(self)
+        let model = self
+            .model
+            .clone()
+            .validated(&self.file)
+            .map_err(|e| match e {
+                ModelError::Config { key, problem, .. } => err(&key, problem),
+                other => err("config", other.to_string()),
+            })?;
+        Ok(HfConfig { model, ..self })
     }
 }
 
@@ -278,28 +270,38 @@ fn llama_like(f: &Fields<'_>, arch: Arch) -> Result<HfConfig, HfError> {
         None => None,
         Some(_) => Some(f.count(&["sliding_window"])?).filter(|&w| w < ctx_len),
     };
+    let rope_base = f.positive("rope_theta", 10_000.0)?;
     Ok(HfConfig {
         file: f.file.to_string(),
-        arch,
         family: Family::Llama {
             attn_bias: f.flag("attention_bias", false)?,
         },
         model_type: f.string("model_type", "")?,
-        n_layers: f.count(&["num_hidden_layers"])?,
-        dim,
-        n_ff: f.count(&["intermediate_size"])?,
-        n_heads,
-        n_kv_heads: f.count_or(&["num_key_value_heads"], Some(n_heads))?,
-        head_dim: head_dim(f, dim, n_heads)?,
-        vocab: f.count(&["vocab_size"])?,
-        ctx_len,
-        norm_eps: f.positive("rms_norm_eps", 1e-6)?,
-        rope_base: f.positive("rope_theta", 10_000.0)?,
-        activation,
-        sliding_window,
         tied: f.flag("tie_word_embeddings", false)?,
         bos: f.token("bos_token_id")?,
         eos: f.token("eos_token_id")?,
+        model: ModelConfig {
+            arch,
+            n_layers: f.count(&["num_hidden_layers"])?,
+            dim,
+            n_ff: f.count(&["intermediate_size"])?,
+            n_heads,
+            n_kv_heads: f.count_or(&["num_key_value_heads"], Some(n_heads))?,
+            head_dim: head_dim(f, dim, n_heads)?,
+            vocab: f.count(&["vocab_size"])?,
+            ctx_len,
+            norm_eps: f.positive("rms_norm_eps", 1e-6)?,
+            rope_base,
+            activation,
+            // HF's q/k rows are permuted for adjacent pairs when converted.
+            rope_style: RopeStyle::Adjacent,
+            sliding_window: sliding_window.map(|window| SlidingWindow {
+                window,
+                period: usize::MAX,
+                rope_base,
+            }),
+            embed_scale: 1.0,
+        },
     })
 }
 
@@ -337,25 +339,29 @@ fn opt(f: &Fields<'_>) -> Result<HfConfig, HfError> {
     }
     Ok(HfConfig {
         file: f.file.to_string(),
-        arch: Arch::Opt,
         family: Family::Opt,
         model_type: "opt".into(),
-        n_layers: f.count(&["num_hidden_layers"])?,
-        dim,
-        n_ff: f.count(&["ffn_dim"])?,
-        n_heads,
-        n_kv_heads: n_heads,
-        head_dim: head_dim(f, dim, n_heads)?,
-        vocab: f.count(&["vocab_size"])?,
-        ctx_len: f.count(&["max_position_embeddings"])?,
-        // `nn.LayerNorm`'s default: OPT's config has no epsilon.
-        norm_eps: 1e-5,
-        rope_base: 10_000.0,
-        activation: Activation::Relu,
-        sliding_window: None,
         tied: f.flag("tie_word_embeddings", true)?,
         bos: f.token("bos_token_id")?,
         eos: f.token("eos_token_id")?,
+        model: ModelConfig {
+            arch: Arch::Opt,
+            n_layers: f.count(&["num_hidden_layers"])?,
+            dim,
+            n_ff: f.count(&["ffn_dim"])?,
+            n_heads,
+            n_kv_heads: n_heads,
+            head_dim: head_dim(f, dim, n_heads)?,
+            vocab: f.count(&["vocab_size"])?,
+            ctx_len: f.count(&["max_position_embeddings"])?,
+            // `nn.LayerNorm`'s default: OPT's config has no epsilon.
+            norm_eps: 1e-5,
+            rope_base: 10_000.0,
+            activation: Activation::Relu,
+            rope_style: RopeStyle::Adjacent,
+            sliding_window: None,
+            embed_scale: 1.0,
+        },
     })
 }
 
@@ -394,27 +400,85 @@ fn falcon(f: &Fields<'_>) -> Result<HfConfig, HfError> {
     };
     Ok(HfConfig {
         file: f.file.to_string(),
-        arch: Arch::Falcon,
         family: Family::Falcon {
             qkv,
             two_norms,
             bias: f.flag("bias", false)?,
         },
         model_type: f.string("model_type", "falcon")?,
-        n_layers: f.count(&["num_hidden_layers", "n_layer"])?,
-        dim,
-        n_ff: f.count_or(&["ffn_hidden_size"], Some(4 * dim))?,
-        n_heads,
-        n_kv_heads,
-        head_dim: head_dim(f, dim, n_heads)?,
-        vocab: f.count(&["vocab_size"])?,
-        ctx_len: f.count_or(&["max_position_embeddings"], Some(2048))?,
-        norm_eps: f.positive("layer_norm_epsilon", 1e-5)?,
-        rope_base: f.positive("rope_theta", 10_000.0)?,
-        activation,
-        sliding_window: None,
         tied: f.flag("tie_word_embeddings", true)?,
         bos: f.token("bos_token_id")?,
         eos: f.token("eos_token_id")?,
+        model: ModelConfig {
+            arch: Arch::Falcon,
+            n_layers: f.count(&["num_hidden_layers", "n_layer"])?,
+            dim,
+            n_ff: f.count_or(&["ffn_hidden_size"], Some(4 * dim))?,
+            n_heads,
+            n_kv_heads,
+            head_dim: head_dim(f, dim, n_heads)?,
+            vocab: f.count(&["vocab_size"])?,
+            ctx_len: f.count_or(&["max_position_embeddings"], Some(2048))?,
+            norm_eps: f.positive("layer_norm_epsilon", 1e-5)?,
+            rope_base: f.positive("rope_theta", 10_000.0)?,
+            activation,
+            // Falcon rotates halves, as HF stores it: no permutation.
+            rope_style: RopeStyle::Halves,
+            sliding_window: None,
+            embed_scale: 1.0,
+        },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &str) -> Result<HfConfig, HfError> {
+        let text = format!(
+            r#"{{"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+                "intermediate_size": 128, "ffn_hidden_size": 128, "ffn_dim": 128,
+                "vocab_size": 100, "max_position_embeddings": 64, {extra}}}"#
+        );
+        HfConfig::parse(&text, "config.json")
+    }
+
+    #[test]
+    fn mistral_windows_shorter_than_the_context_make_every_layer_local() {
+        let c = parse(r#""model_type": "mistral", "sliding_window": 16"#).unwrap();
+        let w = c.model.sliding_window.unwrap();
+        assert_eq!((w.window, w.period), (16, usize::MAX));
+        assert!((0..2).all(|l| c.model.window_of(l) == Some(16)));
+        // A window as long as the context is no window.
+        let c = parse(r#""model_type": "mistral", "sliding_window": 64"#).unwrap();
+        assert_eq!(c.model.sliding_window, None);
+    }
+
+    #[test]
+    fn falcon_kv_heads_follow_the_layout_not_num_kv_heads() {
+        let kv = |extra: &str| parse(extra).unwrap().model.n_kv_heads;
+        // transformers writes num_kv_heads = heads even for multi-query Falcon.
+        assert_eq!(kv(r#""model_type": "falcon", "num_kv_heads": 4"#), 1);
+        assert_eq!(kv(r#""model_type": "falcon", "multi_query": false"#), 4);
+        assert_eq!(
+            kv(r#""model_type": "falcon", "new_decoder_architecture": true, "num_kv_heads": 2"#),
+            2
+        );
+        let c = parse(r#""model_type": "RefinedWebModel", "n_head": 4, "alibi": true"#);
+        assert!(matches!(c, Err(HfError::Config { key, .. }) if key == "alibi"));
+    }
+
+    #[test]
+    fn bamboo_is_recognised_by_its_architecture_and_runs_drelu() {
+        let c = parse(
+            r#""model_type": "mistral", "architectures": ["BambooForCausalLM"], "hidden_act": "relu""#,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.model.arch, c.model.activation),
+            (Arch::Bamboo, Activation::DRelu)
+        );
+        let c = parse(r#""model_type": "bamboo", "hidden_act": "silu""#);
+        assert!(matches!(c, Err(HfError::Config { key, .. }) if key == "hidden_act"));
+    }
 }

@@ -111,8 +111,8 @@ fn falcon_qkv_rows(layout: QkvLayout, n_head: usize, n_kv: usize, hd: usize) -> 
 
 /// Every tensor of the model, in GGUF names.
 fn plans(c: &HfConfig) -> Vec<Plan> {
-    let (d, f, v, hd) = (c.dim, c.n_ff, c.vocab, c.head_dim);
-    let (qd, kvd) = (c.n_heads * hd, c.n_kv_heads * hd);
+    let (d, f, v, hd) = (c.model.dim, c.model.n_ff, c.model.vocab, c.model.head_dim);
+    let (qd, kvd) = (c.model.n_heads * hd, c.model.n_kv_heads * hd);
     let mut out = Vec::new();
     let (root, layer) = match c.family {
         Family::Llama { .. } => ("model.", "model.layers"),
@@ -134,9 +134,9 @@ fn plans(c: &HfConfig) -> Vec<Plan> {
             Plan::new(
                 "position_embd.weight",
                 format!("{root}embed_positions.weight"),
-                &[c.ctx_len + 2, d],
+                &[c.model.ctx_len + 2, d],
             )
-            .rows((2..c.ctx_len + 2).collect()),
+            .rows((2..c.model.ctx_len + 2).collect()),
         );
     }
     let norm = |gguf: &str, hf: &str, out: &mut Vec<Plan>, bias: bool| {
@@ -153,7 +153,7 @@ fn plans(c: &HfConfig) -> Vec<Plan> {
             ));
         }
     };
-    for i in 0..c.n_layers {
+    for i in 0..c.model.n_layers {
         let (b, h) = (format!("blk.{i}"), format!("{layer}.{i}"));
         let lin = |out: &mut Vec<Plan>,
                    gguf: &str,
@@ -199,7 +199,7 @@ fn plans(c: &HfConfig) -> Vec<Plan> {
                     qd,
                     d,
                     bias,
-                    Some(rotary_rows(c.n_heads, hd)),
+                    Some(rotary_rows(c.model.n_heads, hd)),
                 );
                 lin(
                     &mut out,
@@ -208,7 +208,7 @@ fn plans(c: &HfConfig) -> Vec<Plan> {
                     kvd,
                     d,
                     bias,
-                    Some(rotary_rows(c.n_kv_heads, hd)),
+                    Some(rotary_rows(c.model.n_kv_heads, hd)),
                 );
                 lin(&mut out, "attn_v", "self_attn.v_proj", kvd, d, bias, None);
                 lin(
@@ -312,7 +312,12 @@ fn plans(c: &HfConfig) -> Vec<Plan> {
                 let bias = bias.then_some(true);
                 for (name, rows) in ["attn_q", "attn_k", "attn_v"]
                     .into_iter()
-                    .zip(falcon_qkv_rows(qkv, c.n_heads, c.n_kv_heads, hd))
+                    .zip(falcon_qkv_rows(
+                        qkv,
+                        c.model.n_heads,
+                        c.model.n_kv_heads,
+                        hd,
+                    ))
                 {
                     lin(
                         &mut out,
@@ -347,7 +352,7 @@ fn plans(c: &HfConfig) -> Vec<Plan> {
         "output_norm",
         final_norm,
         &mut out,
-        c.arch != Arch::Llama && c.arch != Arch::Bamboo,
+        c.model.arch != Arch::Llama && c.model.arch != Arch::Bamboo,
     );
     if !c.tied {
         out.push(Plan::new("output.weight", "lm_head.weight", &[v, d]));
@@ -367,13 +372,13 @@ fn stored_wtype(dtype: Dtype) -> Option<WType> {
 
 /// The GGUF metadata of the model (without the tokenizer's).
 fn metadata(c: &HfConfig, name: &str) -> Vec<(String, Value)> {
-    let p = c.arch.name();
+    let p = c.model.arch.name();
     let u = |n: usize| Value::U32(u32::try_from(n).unwrap_or(u32::MAX));
-    let eps_key = match c.arch {
+    let eps_key = match c.model.arch {
         Arch::Opt | Arch::Falcon => "attention.layer_norm_epsilon",
         _ => "attention.layer_norm_rms_epsilon",
     };
-    let act = match c.activation {
+    let act = match c.model.activation {
         powerinfer_kernels::Activation::SwiGlu => "silu",
         powerinfer_kernels::Activation::ReGlu | powerinfer_kernels::Activation::Relu => "relu",
         powerinfer_kernels::Activation::DRelu => "drelu",
@@ -386,20 +391,23 @@ fn metadata(c: &HfConfig, name: &str) -> Vec<(String, Value)> {
             "general.source.model_type".to_string(),
             Value::from(c.model_type.as_str()),
         ),
-        (format!("{p}.block_count"), u(c.n_layers)),
-        (format!("{p}.embedding_length"), u(c.dim)),
-        (format!("{p}.feed_forward_length"), u(c.n_ff)),
-        (format!("{p}.attention.head_count"), u(c.n_heads)),
-        (format!("{p}.attention.head_count_kv"), u(c.n_kv_heads)),
-        (format!("{p}.attention.key_length"), u(c.head_dim)),
-        (format!("{p}.attention.value_length"), u(c.head_dim)),
-        (format!("{p}.context_length"), u(c.ctx_len)),
-        (format!("{p}.{eps_key}"), Value::F32(c.norm_eps)),
-        (format!("{p}.rope.freq_base"), Value::F32(c.rope_base)),
+        (format!("{p}.block_count"), u(c.model.n_layers)),
+        (format!("{p}.embedding_length"), u(c.model.dim)),
+        (format!("{p}.feed_forward_length"), u(c.model.n_ff)),
+        (format!("{p}.attention.head_count"), u(c.model.n_heads)),
+        (
+            format!("{p}.attention.head_count_kv"),
+            u(c.model.n_kv_heads),
+        ),
+        (format!("{p}.attention.key_length"), u(c.model.head_dim)),
+        (format!("{p}.attention.value_length"), u(c.model.head_dim)),
+        (format!("{p}.context_length"), u(c.model.ctx_len)),
+        (format!("{p}.{eps_key}"), Value::F32(c.model.norm_eps)),
+        (format!("{p}.rope.freq_base"), Value::F32(c.model.rope_base)),
         ("powerinfer.ffn_activation".to_string(), Value::from(act)),
     ];
-    if let Some(w) = c.sliding_window {
-        m.push((format!("{p}.attention.sliding_window"), u(w)));
+    if let Some(w) = c.model.sliding_window {
+        m.push((format!("{p}.attention.sliding_window"), u(w.window)));
     }
     m
 }

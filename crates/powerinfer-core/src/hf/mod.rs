@@ -46,7 +46,7 @@ impl std::fmt::Debug for HfCheckpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HfCheckpoint")
             .field("dir", &self.dir)
-            .field("arch", &self.config.arch)
+            .field("arch", &self.config.model.arch)
             .finish()
     }
 }
@@ -82,7 +82,7 @@ impl HfCheckpoint {
             ] {
                 if let Some(id) = id
                     && !tokenizer.iter().any(|(k, _)| k == key)
-                    && (id as usize) < config.vocab
+                    && (id as usize) < config.model.vocab
                 {
                     tokenizer.push((key.to_string(), Value::U32(id)));
                 }
@@ -98,7 +98,7 @@ impl HfCheckpoint {
 
     /// The architecture `config.json` names.
     pub fn arch(&self) -> Arch {
-        self.config.arch
+        self.config.model.arch
     }
 
     /// Whether a usable `tokenizer.json` came with the weights.
