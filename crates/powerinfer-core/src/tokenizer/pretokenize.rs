@@ -82,8 +82,9 @@ pub(crate) enum PreTokenizer {
     Falcon {
         punctuation: Regex,
         gpt2: Regex,
-        /// Which bytes stand for a numeric character in the byte-level alphabet.
-        numeric: [bool; 256],
+        /// Which bytes stand for a numeric character in the byte-level alphabet (boxed:
+        /// the table would triple the size of every tokenizer's pre-tokenizer).
+        numeric: Box<[bool; 256]>,
     },
 }
 
@@ -108,7 +109,7 @@ impl PreTokenizer {
             PreKind::Falcon => PreTokenizer::Falcon {
                 punctuation: compile(PUNCTUATION_PATTERN),
                 gpt2: compile(GPT2_PATTERN),
-                numeric: byte_to_char().map(char::is_numeric),
+                numeric: Box::new(byte_to_char().map(char::is_numeric)),
             },
         }
     }
