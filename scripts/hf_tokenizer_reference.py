@@ -28,6 +28,13 @@ It writes, under crates/powerinfer-core/tests/data/hf_tokenizer/:
   text) and `ids_split_special` (the same with `encode_special_tokens = True`: special
   tokens written in the text are encoded as text), and for spm `ids_bos` (as
   `ids_split_special`, with `add_special_tokens=True`: `<s>` first).
+- `llama3.tokenizer.json`, `falcon.tokenizer.json`: byte-level BPEs (vocabulary 1000,
+  same text) with Llama 3's pre-tokenizer (Split(Llama 3's regex) + ByteLevel without
+  regex) and post-processor (`<|begin_of_text|>` first), and with tiiuae/falcon-7b's
+  (Punctuation(Contiguous), ByteLevel, Digits(individual_digits=false),
+  Split("[0-9][0-9][0-9]")).
+- `cases_pre.json`: {"llama3": [...], "falcon": [...]} as `cases.json` (llama3 with
+  `ids_bos`), for the same texts plus PRE_EDGE and 40 seeded random strings.
 
 With --smollm2 it also builds a tokenizer.json from the SmolLM2 GGUF's vocabulary
 (models/SmolLM2-135M-Instruct.Q4_1.gguf), checks that `tokenizers` encodes the texts of
@@ -41,7 +48,7 @@ import json
 import os
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-from tokenizers import trainers
+from tokenizers import Regex, trainers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(ROOT, "crates", "powerinfer-core", "tests", "data")
@@ -71,6 +78,41 @@ EDGE = [
     "▁ already has the marker",
 ]
 
+# Extra texts for the Llama 3 and Falcon pre-tokenizers: whitespace runs before words and
+# around newlines, tabs, digit groups, contractions, punctuation runs, non-ASCII.
+PRE_EDGE = [
+    "a  b",
+    "a   \n\n  b",
+    "\t\tx",
+    "x  ",
+    "  x",
+    "1234567",
+    "12 345 6789",
+    "don't WE'LL",
+    "hello!!! ...?",
+    "(a+b)*c",
+    "naïve café",
+    "日本語のテキスト",
+    "x\r\ny",
+    "   ",
+    "\n",
+    "🙂🙂 ok",
+    "\n\nx",
+    " \n x",
+    "a \t\nb",
+    "\u00a0x and\u3000y",
+    "²½ 12²345 ٣٤٥٦",
+    "’s ‘q’ — «x» ¿qué?",
+    "$5+<=>^`|~ @#%&",
+    "It'S 2024's BEST: 100,000,000 items (I think)...\n\n\tDone.  \r\n",
+]
+
+# Llama 3's pre-tokenizer regex, as its tokenizer.json writes it.
+LLAMA3_REGEX = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
+    r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
 
 def lines(path):
     text = open(path, encoding="utf-8").read().lstrip("\ufeff")
@@ -95,6 +137,58 @@ def train_bytelevel(train):
     )
     tok.train_from_iterator(train, trainer)
     return tok
+
+
+def train_pre(train, pre, specials, post):
+    """A byte-level BPE (vocabulary 1000) trained with the pre-tokenizer `pre`."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = post
+    trainer = trainers.BpeTrainer(
+        vocab_size=1000,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(train, trainer)
+    return tok
+
+
+def train_llama3(train):
+    """Llama 3's pre-tokenizer and post-processor (meta-llama/Meta-Llama-3-8B)."""
+    pre = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(LLAMA3_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False),
+        ]
+    )
+    specials = ["<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"]
+    post = processors.Sequence(
+        [
+            processors.ByteLevel(add_prefix_space=True, trim_offsets=False, use_regex=True),
+            processors.TemplateProcessing(
+                single="<|begin_of_text|> $A",
+                pair="<|begin_of_text|> $A <|begin_of_text|>:1 $B:1",
+                special_tokens=[("<|begin_of_text|>", 0)],
+            ),
+        ]
+    )
+    return train_pre(train, pre, specials, post)
+
+
+def train_falcon(train):
+    """Falcon's pre-tokenizer (tiiuae/falcon-7b's tokenizer.json)."""
+    pre = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Punctuation("contiguous"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True),
+            pre_tokenizers.Digits(individual_digits=False),
+            pre_tokenizers.Split(Regex("[0-9][0-9][0-9]"), behavior="isolated", invert=False),
+        ]
+    )
+    specials = [">>TITLE<<", ">>ABSTRACT<<", "<|endoftext|>"]
+    return train_pre(train, pre, specials, processors.ByteLevel(trim_offsets=False))
 
 
 def close_merges(vocab, specials):
@@ -199,6 +293,33 @@ def smollm2(models_dir):
     print(f"wrote {path} ({os.path.getsize(path)} bytes)")
 
 
+def random_texts():
+    """40 seeded random strings of the pieces pre-tokenizers treat differently."""
+    import random
+
+    rng = random.Random(0)
+    alphabet = [" ", "  ", "\t", "\n", "\r\n", "\u00a0", "a", "Bc", "é", "日本", "🙂", "1",
+                "2345", "²", "٣", "'s", "'LL", "'", "!", "...", "(", "-", "$", "_", "x"]
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(3, 16))) for _ in range(40)]
+
+
+def pre_cases(train, texts):
+    """llama3.tokenizer.json, falcon.tokenizer.json and their cases_pre.json."""
+    data = {}
+    for name, tok, bos in [("llama3", train_llama3(train), True), ("falcon", train_falcon(train), False)]:
+        path = os.path.join(OUT, f"{name}.tokenizer.json")
+        tok.save(path, pretty=False)
+        print(f"wrote {path} ({os.path.getsize(path)} bytes)")
+        data[name] = cases(tok, texts, bos)
+        for case in data[name]:
+            back = tok.decode(case["ids"], skip_special_tokens=False)
+            assert back == case["text"], (name, case["text"], back)
+    path = os.path.join(OUT, "cases_pre.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, ensure_ascii=False, indent=0)
+    print(f"wrote {path} ({len(texts)} texts)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=os.path.join(ROOT, "data"))
@@ -230,6 +351,7 @@ def main():
     with open(path, "w", encoding="utf-8") as f:
         json.dump(data, f, ensure_ascii=False, indent=0)
     print(f"wrote {path} ({len(texts)} texts)")
+    pre_cases(train, texts + PRE_EDGE + random_texts())
     if args.smollm2:
         smollm2(args.models)
 

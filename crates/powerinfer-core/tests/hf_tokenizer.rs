@@ -1,6 +1,8 @@
 //! Hugging Face `tokenizer.json` loading against Hugging Face's own `tokenizers` (Python),
-//! the independent reference: `scripts/hf_tokenizer_reference.py` trained the two small
-//! tokenizers under `tests/data/hf_tokenizer/` and recorded their encodings in `cases.json`.
+//! the independent reference: `scripts/hf_tokenizer_reference.py` trained the small
+//! tokenizers under `tests/data/hf_tokenizer/` and recorded their encodings in `cases.json`
+//! (GPT-2/SmolLM2-style byte level and SentencePiece style) and `cases_pre.json` (the Llama
+//! 3 and Falcon pre-tokenizers, with extra texts that stress them).
 //!
 //! Which HF encoding each of our calls is compared with:
 //! - [`Tokenizer::encode`] never produces a special token from text; it is compared with
@@ -20,10 +22,15 @@ use powerinfer_core::tokenizer::{
 
 const BYTELEVEL: &str = include_str!("data/hf_tokenizer/bytelevel.tokenizer.json");
 const SPM: &str = include_str!("data/hf_tokenizer/spm.tokenizer.json");
+const LLAMA3: &str = include_str!("data/hf_tokenizer/llama3.tokenizer.json");
+const FALCON: &str = include_str!("data/hf_tokenizer/falcon.tokenizer.json");
 
 fn cases(name: &str) -> Vec<serde_json::Value> {
-    let all: serde_json::Value =
-        serde_json::from_str(include_str!("data/hf_tokenizer/cases.json")).unwrap();
+    let file = match name {
+        "llama3" | "falcon" => include_str!("data/hf_tokenizer/cases_pre.json"),
+        _ => include_str!("data/hf_tokenizer/cases.json"),
+    };
+    let all: serde_json::Value = serde_json::from_str(file).unwrap();
     all[name].as_array().unwrap().clone()
 }
 
@@ -209,7 +216,12 @@ fn sentencepiece_metadata_has_scores_types_and_space_prefix() {
 /// `from_tokenizer_json` (what the checkpoint converter does).
 #[test]
 fn metadata_in_a_gguf_file_round_trips() {
-    for (name, json) in [("bytelevel", BYTELEVEL), ("spm", SPM)] {
+    for (name, json) in [
+        ("bytelevel", BYTELEVEL),
+        ("spm", SPM),
+        ("llama3", LLAMA3),
+        ("falcon", FALCON),
+    ] {
         let mut w = GgufWriter::new();
         w.add("general.architecture", "llama");
         for (k, v) in tokenizer_json_metadata(json.as_bytes(), name).unwrap() {
@@ -223,6 +235,96 @@ fn metadata_in_a_gguf_file_round_trips() {
             assert_eq!(a.encode(text, true).unwrap(), b.encode(text, true).unwrap());
         }
     }
+}
+
+/// The texts the script added for the Llama 3 and Falcon pre-tokenizers (whitespace runs,
+/// tabs, CRLF, digit groups, contractions, punctuation runs, non-ASCII) are among the cases.
+fn assert_has_pre_edge_cases(name: &str) {
+    let texts: Vec<String> = cases(name)
+        .iter()
+        .map(|c| c["text"].as_str().unwrap().to_string())
+        .collect();
+    for t in [
+        "a   \n\n  b",
+        "\t\tx",
+        "x  ",
+        "12 345 6789",
+        "don't WE'LL",
+        "(a+b)*c",
+        "x\r\ny",
+        "🙂🙂 ok",
+    ] {
+        assert!(texts.iter().any(|x| x == t), "{name}: no case {t:?}");
+    }
+}
+
+#[test]
+fn llama3_bpe_encodes_like_hugging_face() {
+    let tok = Tokenizer::from_tokenizer_json(LLAMA3.as_bytes(), "llama3.json").unwrap();
+    assert_eq!(tok.vocab_size(), 1000);
+    // <|begin_of_text|> from the TemplateProcessing inside the Sequence post-processor.
+    assert_eq!(
+        (tok.bos_id(), tok.eos_id(), tok.adds_bos()),
+        (Some(0), Some(1), true)
+    );
+    assert_has_pre_edge_cases("llama3");
+    check_cases(&tok, "llama3", true);
+}
+
+#[test]
+fn falcon_encodes_like_hugging_face() {
+    let tok = Tokenizer::from_tokenizer_json(FALCON.as_bytes(), "falcon.json").unwrap();
+    assert_eq!(tok.vocab_size(), 1000);
+    assert_eq!(
+        (tok.bos_id(), tok.eos_id(), tok.adds_bos()),
+        (None, Some(2), false)
+    );
+    assert_has_pre_edge_cases("falcon");
+    check_cases(&tok, "falcon", false);
+}
+
+#[test]
+fn llama3_and_falcon_pre_tokenizers_map_to_llama_cpp_names() {
+    for (json, pre) in [(LLAMA3, "llama-bpe"), (FALCON, "falcon")] {
+        let m = tokenizer_json_metadata(json.as_bytes(), pre).unwrap();
+        assert_eq!(meta(&m, "model"), Some(&Value::from("gpt2")));
+        assert_eq!(meta(&m, "pre"), Some(&Value::from(pre)));
+    }
+}
+
+/// Near misses of the two shapes are rejected, not tokenized differently.
+#[test]
+fn altered_llama3_and_falcon_pre_tokenizers_are_unsupported() {
+    let altered = |json: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut j: serde_json::Value = serde_json::from_str(json).unwrap();
+        edit(&mut j["pre_tokenizer"]["pretokenizers"]);
+        let err = tokenizer_json_metadata(&serde_json::to_vec(&j).unwrap(), "x").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TokenizerError::HfUnsupported {
+                    component: "pre-tokenizer",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    };
+    // Llama 3's regex without the 3-digit limit.
+    altered(LLAMA3, &|p| {
+        let re = p[0]["pattern"]["Regex"]
+            .as_str()
+            .unwrap()
+            .replace("{1,3}", "+");
+        p[0]["pattern"]["Regex"] = re.into();
+    });
+    altered(LLAMA3, &|p| p[1]["use_regex"] = true.into());
+    // Punctuation's default behaviour, Isolated: each character alone.
+    altered(FALCON, &|p| p[0]["behavior"] = "Isolated".into());
+    altered(FALCON, &|p| p[2]["individual_digits"] = true.into());
+    altered(FALCON, &|p| {
+        p.as_array_mut().unwrap().pop();
+    });
 }
 
 #[test]

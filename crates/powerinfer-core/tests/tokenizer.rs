@@ -409,9 +409,14 @@ fn unsupported_vocabularies_are_typed_errors() {
         GgufFile::from_bytes(&w.to_bytes().unwrap()).unwrap()
     };
     assert!(matches!(
-        Tokenizer::from_gguf(&gpt2("llama3", &["a b"])),
-        Err(TokenizerError::UnsupportedPre { pre, .. }) if pre == "llama3"
+        Tokenizer::from_gguf(&gpt2("qwen2", &["a b"])),
+        Err(TokenizerError::UnsupportedPre { pre, .. }) if pre == "qwen2"
     ));
+    // llama.cpp's names for Llama 3's and Falcon's pre-tokenizers load.
+    for pre in ["llama-bpe", "llama3", "llama-v3", "falcon"] {
+        let tok = Tokenizer::from_gguf(&gpt2(pre, &["a b"])).unwrap();
+        assert_eq!(tok.encode("ab", false).unwrap(), [2], "{pre}");
+    }
     assert!(matches!(
         Tokenizer::from_gguf(&gpt2("gpt-2", &["a c"])),
         Err(TokenizerError::BadMerge { index: 0, .. })

@@ -67,11 +67,15 @@ impl Bpe {
     }
 
     /// Appends the tokens of one pre-token `word` to `out`.
-    pub(crate) fn encode_word(&self, word: &str, out: &mut Vec<u32>) -> Result<(), TokenizerError> {
+    pub(crate) fn encode_word(
+        &self,
+        word: &[u8],
+        out: &mut Vec<u32>,
+    ) -> Result<(), TokenizerError> {
         let mut symbols = word
-            .bytes()
+            .iter()
             .enumerate()
-            .map(|(i, b)| {
+            .map(|(i, &b)| {
                 let token = self.byte_tokens[usize::from(b)]
                     .ok_or(TokenizerError::UnencodableByte { byte: b })?;
                 Ok(Symbol {

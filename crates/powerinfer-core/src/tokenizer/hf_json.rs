@@ -22,6 +22,12 @@ use crate::gguf::{GgufFile, GgufWriter, Value, ValueType};
 const GPT2_REGEX: &str =
     r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
 
+/// Llama 3's pre-tokenizer regex, as its `tokenizer.json` writes it in a `Split`.
+const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// The regex of Falcon's last pre-tokenizer step (numbers in groups of three digits).
+const FALCON_DIGITS_REGEX: &str = "[0-9][0-9][0-9]";
+
 /// Special tokens that end a sequence, in the order we look for them when the
 /// post-processor names none.
 const EOS_NAMES: [&str; 5] = [
@@ -47,10 +53,13 @@ const MAX_SPM_MERGES: usize = 1 << 24;
 /// Two shapes of `model.type = "BPE"` are translated (anything else is a typed
 /// [`TokenizerError::HfUnsupported`]):
 ///
-/// - Byte-level BPE (GPT-2, OPT, SmolLM2, StarCoder …): a `ByteLevel` pre-tokenizer with
-///   GPT-2's regex, optionally after `Digits(individual_digits)`, becomes model `gpt2` with
-///   `tokenizer.ggml.pre` = `gpt-2` or `smollm`, and the merges become `"left right"`
-///   strings (both the string and the pair form of `model.merges` are read).
+/// - Byte-level BPE: model `gpt2`, the merges as `"left right"` strings (both the string
+///   and the pair form of `model.merges` are read), and `tokenizer.ggml.pre` from the
+///   pre-tokenizer: `gpt-2` for a `ByteLevel` with GPT-2's regex (GPT-2, OPT), `smollm`
+///   for the same after `Digits(individual_digits)` (SmolLM2, StarCoder), `llama-bpe` for
+///   `Split(Llama 3's regex)` then `ByteLevel(use_regex=false)` (Llama 3, ProSparse and
+///   TurboSparse on it), `falcon` for `Punctuation(Contiguous)`, `ByteLevel`,
+///   `Digits(individual_digits=false)`, `Split("[0-9][0-9][0-9]")` (Falcon, ReLU-Falcon).
 /// - SentencePiece-style BPE (Llama 2, Mistral, ReLU-LLaMA, Bamboo): `byte_fallback` with
 ///   all 256 `<0xXX>` tokens and a `▁` normalizer (`Prepend` + `Replace`) or `Metaspace`
 ///   pre-tokenizer becomes model `llama` with scores. A token first made by merge number
@@ -648,24 +657,39 @@ fn byte_level_pre(cx: &Cx<'_>, pre: Option<&Json>) -> Result<&'static str, Token
     #[derive(PartialEq)]
     enum Part {
         IndividualDigits,
+        /// `Digits(individual_digits=false)`: runs of digits.
+        DigitRuns,
         Gpt2Split,
-        ByteLevel { regex: bool },
+        Llama3Split,
+        FalconDigitsSplit,
+        /// `Punctuation(Contiguous)`.
+        Punctuation,
+        ByteLevel {
+            regex: bool,
+        },
         Other,
     }
     let classify = |p: &Json| {
         let flag = |key: &str, default: bool| p.get(key).and_then(Json::as_bool).unwrap_or(default);
+        let str_of = |key: &str| p.get(key).and_then(Json::as_str);
         match type_of(p) {
             Some("Digits") if flag("individual_digits", false) => Part::IndividualDigits,
-            Some("Split")
-                if p.get("pattern")
+            Some("Digits") => Part::DigitRuns,
+            Some("Split") if str_of("behavior") == Some("Isolated") && !flag("invert", false) => {
+                match p
+                    .get("pattern")
                     .and_then(|r| r.get("Regex"))
                     .and_then(Json::as_str)
-                    == Some(GPT2_REGEX)
-                    && p.get("behavior").and_then(Json::as_str) == Some("Isolated")
-                    && !flag("invert", false) =>
-            {
-                Part::Gpt2Split
+                {
+                    Some(GPT2_REGEX) => Part::Gpt2Split,
+                    Some(LLAMA3_REGEX) => Part::Llama3Split,
+                    Some(FALCON_DIGITS_REGEX) => Part::FalconDigitsSplit,
+                    _ => Part::Other,
+                }
             }
+            // Hugging Face's default behaviour is Isolated: each punctuation character
+            // alone; only Contiguous (Falcon's) is implemented.
+            Some("Punctuation") if str_of("behavior") == Some("Contiguous") => Part::Punctuation,
             // `add_prefix_space` (default true) would put a space before every text.
             Some("ByteLevel") if !flag("add_prefix_space", true) => Part::ByteLevel {
                 regex: flag("use_regex", true),
@@ -689,6 +713,13 @@ fn byte_level_pre(cx: &Cx<'_>, pre: Option<&Json>) -> Result<&'static str, Token
         [ByteLevel { regex: true }] | [Gpt2Split, ByteLevel { regex: false }] => Ok("gpt-2"),
         [IndividualDigits, ByteLevel { regex: true }]
         | [IndividualDigits, Gpt2Split, ByteLevel { regex: false }] => Ok("smollm"),
+        [Llama3Split, ByteLevel { regex: false }] => Ok("llama-bpe"),
+        [
+            Punctuation,
+            ByteLevel { regex: true },
+            DigitRuns,
+            FalconDigitsSplit,
+        ] => Ok("falcon"),
         _ => Err(cx.unsupported("pre-tokenizer", short(pre), SUPPORTED_PRE)),
     }
 }
@@ -696,7 +727,8 @@ fn byte_level_pre(cx: &Cx<'_>, pre: Option<&Json>) -> Result<&'static str, Token
 /// The byte-level pre-tokenizers we recognise, for error messages.
 const SUPPORTED_PRE: &str = "ByteLevel(add_prefix_space=false) with GPT-2's regex, \
     optionally after Digits(individual_digits=true); or Split(GPT-2's regex) then \
-    ByteLevel(use_regex=false)";
+    ByteLevel(use_regex=false); Split(Llama 3's regex) then ByteLevel(use_regex=false); \
+    Falcon's Punctuation(Contiguous), ByteLevel, Digits, Split([0-9][0-9][0-9])";
 
 /// `(add_space_prefix, splits at ▁)` of a SentencePiece-style normalizer or Metaspace
 /// pre-tokenizer.

@@ -6,9 +6,10 @@
 //! metadata ([`tokenizer_json_metadata`], [`Tokenizer::from_tokenizer_json`]).
 //!
 //! Two models are implemented:
-//! - `gpt2`: byte-level BPE with merges (SmolLM2, StarCoder, GPT-2 …), pre-tokenized by
-//!   `tokenizer.ggml.pre` (`smollm`/`starcoder`/`refact`: each digit alone, then GPT-2's
-//!   regex; `gpt-2`: GPT-2's regex).
+//! - `gpt2`: byte-level BPE with merges (SmolLM2, StarCoder, GPT-2, Llama 3, Falcon …),
+//!   pre-tokenized by `tokenizer.ggml.pre` (`smollm`/`starcoder`/`refact`: each digit
+//!   alone, then GPT-2's regex; `gpt-2`: GPT-2's regex; `llama-bpe`: Llama 3's regex;
+//!   `falcon`: punctuation runs, GPT-2's regex, digit groups of three).
 //! - `llama`: SentencePiece BPE with scores and `<0xXX>` byte fallback, as llama.cpp does.
 //!
 //! Special tokens (token type CONTROL or USER_DEFINED, such as `<|im_start|>`) are never
