@@ -249,3 +249,32 @@ fn an_engine_loads_a_checkpoint_directory_and_generates_greedily() {
         );
     }
 }
+
+#[test]
+fn the_checkpoints_tokenizer_encodes_like_hugging_face() {
+    // `tokenizer_cases.json`: HF tokenizers' ids (add_special_tokens=False) for the
+    // tokenizer.json every test checkpoint carries.
+    let cases: Value = serde_json::from_str(
+        &std::fs::read_to_string(common::data("hf/tokenizer_cases.json")).unwrap(),
+    )
+    .unwrap();
+    let engine = powerinfer_core::engine::Engine::load(
+        dir("opt"),
+        &powerinfer_core::engine::EngineOptions::default(),
+    )
+    .unwrap();
+    let tok = engine.tokenizer();
+    let cases = cases.as_array().unwrap();
+    assert!(cases.len() >= 8);
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        let want: Vec<u32> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(tok.encode(text, false).unwrap(), want, "{text:?}");
+        assert_eq!(tok.decode(&want).unwrap(), text);
+    }
+}
