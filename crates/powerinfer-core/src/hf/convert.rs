@@ -428,6 +428,8 @@ pub(crate) fn to_writer(
     }
     let total = shards.data_bytes();
     let mut done = 0u64;
+    // A fused tensor (Falcon's qkv) feeds several plans: its bytes count once.
+    let mut counted = std::collections::HashSet::new();
     for plan in plans(c) {
         let Some(src) = shards.get(&plan.hf) else {
             if plan.optional {
@@ -440,8 +442,9 @@ pub(crate) fn to_writer(
         };
         let (dims, wtype, data) = convert(&plan, &src, opts.quantize)?;
         w.add_tensor(&plan.gguf, &dims, wtype, data)?;
-        // A fused tensor feeds several plans: count its bytes once per plan share.
-        done = (done + src.bytes.len() as u64).min(total);
+        if counted.insert(plan.hf) {
+            done += src.bytes.len() as u64;
+        }
         if let Some(report) = opts.progress {
             report(done, total);
         }
